@@ -1,0 +1,142 @@
+"""The Fleet component: one machine component per machine, the clouds' shared resources beside them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+
+from fleet_sdk import deploykey
+from fleet_sdk.errors import FleetError
+from fleet_sdk.spec import Fleet, GcpHost, HetznerHost, Machine
+from fleet_sdk.stackconfig import StackSettings
+
+SDK_KEYS = ("repo", "flake", "enabled")
+
+
+def settings_from_pulumi_config(project_dir: Path | None = None) -> StackSettings:
+    """The SDK's stack config keys as the running Pulumi program sees them."""
+    config = pulumi.Config("fleet")
+    values = {f"fleet:{k}": v for k in SDK_KEYS if (v := config.get(k)) is not None}
+    return StackSettings.from_values(values, project_dir or Path.cwd())
+
+
+def _unknown_string() -> pulumi.Output[str]:
+    """A value known only after apply, as preview shows it."""
+
+    async def value() -> str | None:
+        return None
+
+    async def known() -> bool:
+        return False
+
+    return pulumi.Output(set(), value(), known())  # type: ignore[arg-type]
+
+
+class MachineComponent(pulumi.ComponentResource):
+    """One machine (`fleet:index:Machine`); its cloud resources are its children."""
+
+    ipv4: pulumi.Output[str] | None = None
+    ipv6: pulumi.Output[str] | None = None
+
+    def __init__(self, fleet: Fleet, machine: Machine, clouds: Clouds, opts: pulumi.ResourceOptions) -> None:
+        super().__init__("fleet:index:Machine", machine.name, None, opts)
+        self.machine = machine
+        host = machine.host
+        if machine.cloud and isinstance(host, HetznerHost):
+            assert clouds.hetzner is not None
+            server = clouds.hetzner.server(fleet, machine, host, parent=self)
+            self.ipv4, self.ipv6 = server.ipv4_address, server.ipv6_address
+        elif machine.cloud and isinstance(host, GcpHost):
+            assert clouds.gcp is not None
+            instance = clouds.gcp.instance(fleet, machine, host, parent=self)
+            self.ipv4 = instance.network_interfaces.apply(_nat_ip)
+        self.register_outputs({"ipv4": self.ipv4, "ipv6": self.ipv6})
+
+    def addresses(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"ipv4": self.ipv4}
+        if self.ipv6 is not None:
+            out["ipv6"] = self.ipv6
+        return out
+
+
+def _nat_ip(nics: Any) -> str | None:
+    for nic in nics or []:
+        for ac in (nic.get("access_configs") if isinstance(nic, dict) else nic.access_configs) or []:
+            ip = ac.get("nat_ip") if isinstance(ac, dict) else ac.nat_ip
+            if ip:
+                return str(ip)
+    return None
+
+
+class Clouds:
+    """The shared per-cloud components, created only for clouds the enabled machines use."""
+
+    def __init__(self, fleet: Fleet, public_key: pulumi.Input[str], parent: pulumi.Resource) -> None:
+        from fleet_sdk.graph.hetzner import HetznerCloud
+
+        opts = pulumi.ResourceOptions(parent=parent)
+        hosts = [m.host for m in fleet.machines if m.cloud]
+        self.hetzner = (
+            HetznerCloud(fleet, public_key, opts) if any(isinstance(h, HetznerHost) for h in hosts) else None
+        )
+        self.gcp = None
+        if any(isinstance(h, GcpHost) for h in hosts):
+            from fleet_sdk.graph.gcp import GcpCloud
+
+            self.gcp = GcpCloud(fleet, public_key, opts)
+
+
+class FleetComponent(pulumi.ComponentResource):
+    """The whole fleet (`fleet:index:Fleet`)."""
+
+    def __init__(
+        self, fleet: Fleet, settings: StackSettings, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        # Check everything that can be known before registering anything.
+        self.notes: list[str] = []
+        public_key: pulumi.Input[str] = ""
+        if any(m.cloud for m in fleet.machines):
+            found = deploykey.read_public_key(settings.repo)
+            if found is None:
+                if not pulumi.runtime.is_dry_run():
+                    raise deploykey.DeployKeyMissingError(deploykey.missing_message(settings.repo))
+                self.notes.append(deploykey.missing_message(settings.repo))
+                pulumi.log.warn(self.notes[-1])
+                public_key = _unknown_string()
+            else:
+                public_key = found
+        super().__init__("fleet:index:Fleet", fleet.name, None, opts)
+        self.fleet = fleet
+        self.clouds = Clouds(fleet, public_key, parent=self)
+        child = pulumi.ResourceOptions(parent=self)
+        self.machines = {m.name: MachineComponent(fleet, m, self.clouds, child) for m in fleet.machines}
+        self.register_outputs({})
+
+    def addresses(self) -> dict[str, dict[str, Any]]:
+        """Public addresses of every machine with cloud resources."""
+        return {name: c.addresses() for name, c in self.machines.items() if c.machine.cloud}
+
+
+def deploy_fleet(fleet: Fleet, settings: StackSettings | None = None) -> FleetComponent:
+    """Materialise `fleet` in the running Pulumi program and export each machine's addresses."""
+    if settings is None:
+        settings = settings_from_pulumi_config()
+    component = FleetComponent(fleet, settings)
+    pulumi.export("machines", component.addresses())
+    return component
+
+
+def run_program(project_dir: Path) -> None:
+    """The body of a project's __main__.py: load stacks/<stack>.py and deploy its fleet.
+
+    A FleetError becomes a pulumi.RunError, which Pulumi prints without a traceback.
+    """
+    from fleet_sdk.stackconfig import load_fleet
+
+    try:
+        settings = settings_from_pulumi_config(project_dir)
+        deploy_fleet(load_fleet(project_dir, pulumi.get_stack(), settings), settings)
+    except FleetError as e:
+        raise pulumi.RunError(str(e)) from None

@@ -1,0 +1,93 @@
+"""Google Compute Engine resources: firewall rules on the fleet's network tag, one instance per machine.
+
+pulumi_gcp.compute costs about a second to import (reference/pulumi.md §7), so it is imported only
+when the fleet has an enabled GCP machine.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pulumi
+
+from fleet_sdk.spec import Fleet, GcpHost, Machine
+
+# nixos-anywhere logs in as root with the deploy key, which GCE images refuse by default.
+ROOT_LOGIN_SCRIPT = """#!/bin/sh
+set -eu
+keys=$(curl -fsS -H 'Metadata-Flavor: Google' \\
+  http://metadata.google.internal/computeMetadata/v1/instance/attributes/ssh-keys | sed -n 's/^root://p')
+install -d -m 700 /root/.ssh
+printf '%s\\n' "$keys" >> /root/.ssh/authorized_keys
+sort -u -o /root/.ssh/authorized_keys /root/.ssh/authorized_keys
+chmod 600 /root/.ssh/authorized_keys
+sed -i 's/^#\\?PermitRootLogin.*/PermitRootLogin prohibit-password/' /etc/ssh/sshd_config
+grep -q '^PermitRootLogin' /etc/ssh/sshd_config ||
+  echo 'PermitRootLogin prohibit-password' >> /etc/ssh/sshd_config
+systemctl reload ssh || systemctl reload sshd
+"""
+
+PORTS = {"ssh": ("tcp", "22"), "zerotier": ("udp", "9993")}
+
+
+def gce_label(value: str) -> str:
+    """GCE names, tags and label values: lower case letters, digits and '-'."""
+    return re.sub(r"[^a-z0-9-]", "-", value.lower())
+
+
+class GcpCloud(pulumi.ComponentResource):
+    """Firewall rules that let SSH and ZeroTier reach every instance carrying the fleet's tag."""
+
+    def __init__(self, fleet: Fleet, public_key: pulumi.Input[str], opts: pulumi.ResourceOptions) -> None:
+        super().__init__("fleet:gcp:Cloud", fleet.name, None, opts)
+        import pulumi_gcp as gcp
+
+        self._compute = gcp.compute
+        self.tag = f"fleet-{gce_label(fleet.name)}"
+        self.public_key = pulumi.Output.from_input(public_key)
+        child = pulumi.ResourceOptions(parent=self)
+        self.firewalls = [
+            gcp.compute.Firewall(
+                f"{fleet.name}-{purpose}",
+                name=f"{self.tag}-{purpose}",
+                network="default",
+                allows=[{"protocol": protocol, "ports": [port]}],
+                source_ranges=["0.0.0.0/0"],
+                target_tags=[self.tag],
+                opts=child,
+            )
+            for purpose, (protocol, port) in PORTS.items()
+        ]
+        self.register_outputs({"tag": self.tag})
+
+    def instance(self, fleet: Fleet, machine: Machine, host: GcpHost, parent: pulumi.Resource) -> Any:
+        accelerators: dict[str, Any] = {}
+        if host.gpu_type:
+            accelerators = {
+                "guest_accelerators": [{"type": host.gpu_type, "count": host.gpu_count}],
+                # instances with GPUs cannot live-migrate
+                "scheduling": {"on_host_maintenance": "TERMINATE", "automatic_restart": True},
+            }
+        return self._compute.Instance(
+            machine.name,
+            name=machine.name,
+            machine_type=host.machine_type,
+            zone=host.zone,
+            boot_disk={"initialize_params": {"image": host.image, "size": host.boot_disk_gb}},
+            network_interfaces=[{"network": "default", "access_configs": [{}]}],
+            metadata={"ssh-keys": self.public_key.apply(lambda key: f"root:{key}")},
+            metadata_startup_script=ROOT_LOGIN_SCRIPT,
+            tags=[self.tag],
+            labels={**host.labels, "fleet": gce_label(fleet.name), "machine": machine.name},
+            allow_stopping_for_update=True,
+            deletion_protection=host.protect,
+            **accelerators,
+            opts=pulumi.ResourceOptions(
+                parent=parent,
+                protect=host.protect,
+                depends_on=self.firewalls,
+                # the bootstrap OS only matters before nixos-anywhere; changing it must not reinstall
+                ignore_changes=["metadata_startup_script", "boot_disk"],
+            ),
+        )

@@ -1,0 +1,147 @@
+"""`fleet plan`: the stack program under the mock runtime, as one stable document.
+
+The document (DESIGN §5) has sorted keys and no timestamps, so two plans diff cleanly in review.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fleet_sdk.spec import Fleet
+from fleet_sdk.stackconfig import StackConfig, StackSettings, load_fleet, load_stack_config
+from fleet_sdk.testing.recorder import RecordedGraph, recorded_graph
+
+MACHINE_TYPE = "fleet:index:Machine"
+
+
+@dataclass
+class Plan:
+    fleet: Fleet
+    document: dict[str, Any]
+    warnings: list[str]
+
+    def to_json(self) -> str:
+        return json.dumps(self.document, indent=2, sort_keys=True) + "\n"
+
+
+def machine_of(graph: RecordedGraph) -> dict[str, str | None]:
+    """URN -> the machine whose component it is or lies under (None for shared resources)."""
+    by_urn = graph.by_urn()
+    owner: dict[str, str | None] = {}
+    for r in graph.resources:
+        node: str | None = r.urn
+        found = None
+        while node is not None and node in by_urn:
+            if by_urn[node].type == MACHINE_TYPE:
+                found = by_urn[node].name
+                break
+            node = by_urn[node].parent
+        owner[r.urn] = found
+    return owner
+
+
+def plan_document(fleet: Fleet, graph: RecordedGraph) -> dict[str, Any]:
+    owner = machine_of(graph)
+    machines = {
+        m.name: {
+            "class": m.machine_class,
+            "enabled": m.enabled,
+            "tags": sorted(set(m.tags)),
+            "resources": sorted(urn for urn, name in owner.items() if name == m.name),
+        }
+        for m in fleet.machines
+    }
+    resources = [
+        {
+            "urn": r.urn,
+            "type": r.type,
+            "name": r.name,
+            "parent": r.parent,
+            "machine": owner[r.urn],
+            "dependencies": list(r.dependencies),
+            "inputs": r.inputs,
+            "options": r.options,
+        }
+        for r in sorted(graph.resources, key=lambda r: r.urn)
+    ]
+    return {
+        "project": graph.project,
+        "stack": graph.stack,
+        "machines": machines,
+        "resources": resources,
+        "outputs": graph.outputs,
+    }
+
+
+def make_plan(
+    project_dir: Path, stack: str, overrides: list[str] | None = None, repo: Path | None = None
+) -> Plan:
+    """Load the stack's config and program and record what `pulumi preview` would register."""
+    from fleet_sdk.graph import deploy_fleet
+
+    config: StackConfig = load_stack_config(project_dir, stack, overrides or [])
+    values = dict(config.values)
+    if repo is not None:
+        values["fleet:repo"] = str(repo.resolve())
+    settings = StackSettings.from_values(values, project_dir)
+    fleet = load_fleet(project_dir, stack, settings)  # refuses bad input before any registration
+    graph = recorded_graph(
+        lambda: deploy_fleet(fleet, settings),
+        preview=True,
+        project=config.project,
+        stack=stack,
+        config=values,
+    )
+    if graph.duplicate_urns:
+        # the engine would refuse these; mocks accept them silently
+        raise AssertionError(f"URNs registered twice: {', '.join(graph.duplicate_urns)}")
+    warnings = [message for severity, message in graph.log if severity in ("warning", "error")]
+    return Plan(fleet, plan_document(fleet, graph), warnings)
+
+
+def _short(urn: str) -> str:
+    """type::name of a URN, without the parent chain."""
+    qualified, name = urn.split("::")[2:4]
+    return f"{qualified.split('$')[-1]}::{name}"
+
+
+def render_text(plan: Plan) -> str:
+    doc = plan.document
+    resources = {r["urn"]: r for r in doc["resources"]}
+    with_cloud = sum(1 for m in plan.fleet.machines if m.cloud)
+    lines = [
+        f"{doc['project']}/{doc['stack']}: {len(plan.fleet.machines)} machines "
+        f"({with_cloud} with cloud resources), {len(resources)} resources (preview, offline)",
+    ]
+
+    def block(urns: list[str]) -> None:
+        # parents before children: order by the depth of the type chain, then by URN
+        for urn in sorted(urns, key=lambda u: (u.split("::")[2].count("$"), u)):
+            r = resources[urn]
+            deps = ", ".join(_short(d) for d in r["dependencies"])
+            flags = " [protect]" if r["options"].get("protect") else ""
+            lines.append(
+                f"  + {r['type']:<34} {r['name']}{flags}" + (f"\n      after {deps}" if deps else "")
+            )
+
+    for m in plan.fleet.machines:
+        entry = doc["machines"][m.name]
+        where = m.host.summary if m.host is not None else ""
+        state = "" if m.enabled else " (disabled: no cloud resources)"
+        lines.append("")
+        lines.append(f"{m.name}  {m.machine_class}  {where}{state}  tags: {' '.join(entry['tags']) or '-'}")
+        block(entry["resources"])
+    shared = [r["urn"] for r in doc["resources"] if r["machine"] is None]
+    if shared:
+        lines += ["", "shared"]
+        block(shared)
+    if doc["outputs"]:
+        lines += ["", "outputs"]
+        for key, value in sorted(doc["outputs"].items()):
+            lines.append(f"  {key}: {json.dumps(value, sort_keys=True)}")
+    for w in plan.warnings:
+        lines += ["", f"warning: {w}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,113 @@
+"""The whole fleet: machines, service instances, and the checks that span them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from fleet_sdk.errors import SpecError
+from fleet_sdk.spec.machine import Machine
+from fleet_sdk.spec.names import IDENTIFIER
+from fleet_sdk.spec.services import BUILTIN_ROLES, ServiceInstance
+
+PREDEFINED_TAGS = ("all", "nixos", "darwin")
+
+
+class Fleet(BaseModel):
+    """A fleet as one stack declares it. Constructing it validates it; nothing is created."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    domain: str | None = None
+    description: str | None = None
+    machines: tuple[Machine, ...] = ()
+    instances: tuple[ServiceInstance, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> Fleet:
+        problems = _fleet_problems(self)
+        if problems:
+            raise SpecError(problems)
+        return self
+
+    def machine(self, name: str) -> Machine:
+        for m in self.machines:
+            if m.name == name:
+                return m
+        raise SpecError(f"fleet {self.name!r}: no machine {name!r}; machines are {', '.join(self.names)}")
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.machines]
+
+    def instance(self, name: str) -> ServiceInstance:
+        for i in self.instances:
+            if i.name == name:
+                return i
+        raise SpecError(f"fleet {self.name!r}: no service instance {name!r}")
+
+    def members(self, instance: str, role: str) -> list[str]:
+        """Machines playing `role` in `instance`: named machines plus carriers of its tags, sorted."""
+        r = self.instance(instance).roles.get(role)
+        if r is None:
+            return []
+        tagged = {m.name for m in self.machines if set(r.tags) & set(effective_tags(m))}
+        return sorted(set(r.machines) | tagged)
+
+    def with_enabled(self, names: Iterable[str] | None) -> Fleet:
+        """The same fleet where exactly `names` have cloud resources (None: all machines)."""
+        if names is None:
+            return self
+        wanted = list(names)
+        unknown = [n for n in wanted if n not in self.names]
+        if unknown:
+            raise SpecError(
+                f"fleet:enabled names {', '.join(map(repr, unknown))}, not machines of fleet "
+                f"{self.name!r}; machines are {', '.join(self.names)}"
+            )
+        machines = tuple(m.model_copy(update={"enabled": m.name in wanted}) for m in self.machines)
+        return self.model_copy(update={"machines": machines})
+
+
+def effective_tags(m: Machine) -> list[str]:
+    """A machine's tags plus the ones clan gives every machine (`all` and its class)."""
+    return sorted(set(m.tags) | {"all", m.machine_class})
+
+
+def _fleet_problems(fleet: Fleet) -> list[str]:
+    problems: list[str] = []
+    if not IDENTIFIER.match(fleet.name):
+        problems.append(f"fleet {fleet.name!r}: name: use letters, digits, '-' and '_'")
+    seen: set[str] = set()
+    for m in fleet.machines:
+        if m.name in seen:
+            problems.append(f"machine {m.name!r}: name: declared twice; machine names must be unique")
+        seen.add(m.name)
+    carried = {t for m in fleet.machines for t in effective_tags(m)}
+    instance_names: set[str] = set()
+    for inst in fleet.instances:
+        where = f"instance {inst.name!r}"
+        if not IDENTIFIER.match(inst.name):
+            problems.append(f"{where}: name: use letters, digits, '-' and '_'")
+        if inst.name in instance_names:
+            problems.append(f"{where}: name: declared twice; instance names must be unique")
+        instance_names.add(inst.name)
+        known_roles = BUILTIN_ROLES.get(inst.module_name) if inst.input is None else None
+        for role_name, role in inst.roles.items():
+            at = f"{where}: roles.{role_name}"
+            if known_roles is not None and role_name not in known_roles:
+                problems.append(
+                    f"{at}: service {inst.module_name!r} has no role {role_name!r}; "
+                    f"its roles are {', '.join(known_roles)}"
+                )
+            for name in role.machines:
+                if name not in seen:
+                    problems.append(f"{at}.machines: {name!r} is not a machine of this fleet")
+            for tag in role.tags:
+                if tag not in carried:
+                    problems.append(
+                        f"{at}.tags: no machine carries tag {tag!r}; tag a machine or remove it from the role"
+                    )
+    return problems

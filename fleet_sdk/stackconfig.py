@@ -1,0 +1,164 @@
+"""Stack configuration and stack programs, read without Pulumi.
+
+`pulumi up` hands the program its config; `fleet plan` reads the same values from Pulumi.yaml and
+Pulumi.<stack>.yaml (plus `-c KEY=VALUE` overrides) so both build the same Fleet from stacks/<stack>.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from fleet_sdk.errors import ConfigError, SpecError, StackError
+from fleet_sdk.spec import Fleet
+
+SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 (a placeholder, not a secret)
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Config values of one stack as Pulumi hands them to a program: `ns:key` -> string."""
+
+    project: str
+    stack: str
+    values: dict[str, str] = field(default_factory=dict)
+    secret_keys: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """The SDK's own keys (DESIGN §5), resolved against the project directory."""
+
+    repo: Path
+    flake: str = "."
+    enabled: tuple[str, ...] | None = None  # None: every machine gets its cloud resources
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, str], project_dir: Path) -> StackSettings:
+        repo = Path(values.get("fleet:repo", "."))
+        enabled = values.get("fleet:enabled")
+        return cls(
+            repo=repo if repo.is_absolute() else (project_dir / repo),
+            flake=values.get("fleet:flake", "."),
+            enabled=None if enabled is None else _name_list("fleet:enabled", enabled),
+        )
+
+
+def _name_list(key: str, raw: str) -> tuple[str, ...]:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = [part.strip() for part in raw.split(",") if part.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(
+            f'{key}: expected a list of machine names, e.g. ["cinnabar", "electrum"], got {raw!r}'
+        )
+    return tuple(value)
+
+
+def find_project_dir(start: Path) -> Path:
+    """The nearest directory at or above `start` holding Pulumi.yaml."""
+    for d in (start, *start.parents):
+        if (d / "Pulumi.yaml").is_file():
+            return d
+    raise ConfigError(
+        f"no Pulumi.yaml in {start} or above; run from the Pulumi project or pass --project DIR"
+    )
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _config_string(value: Any) -> str:
+    """Pulumi hands structured config to programs as JSON text and scalars as their text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value) if isinstance(value, list | dict) else str(value)
+
+
+def _qualify(key: str, project: str) -> str:
+    return key if ":" in key else f"{project}:{key}"
+
+
+def load_stack_config(project_dir: Path, stack: str, overrides: Sequence[str] = ()) -> StackConfig:
+    project_file = _read_yaml(project_dir / "Pulumi.yaml")
+    project = str(project_file.get("name") or "")
+    if not project:
+        raise ConfigError(f"{project_dir / 'Pulumi.yaml'}: no project name")
+    values: dict[str, str] = {}
+    secrets: set[str] = set()
+    for key, spec in (project_file.get("config") or {}).items():
+        if isinstance(spec, dict) and "default" in spec:
+            values[_qualify(key, project)] = _config_string(spec["default"])
+    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    if not stack_file.is_file():
+        raise ConfigError(f"no stack settings file {stack_file.name} in {project_dir}; is {stack!r} a stack?")
+    for key, value in (_read_yaml(stack_file).get("config") or {}).items():
+        full = _qualify(str(key), project)
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            # the ciphertext needs the stack's secrets provider; the plan never needs the value
+            values[full] = SECRET_PLACEHOLDER
+            secrets.add(full)
+        else:
+            values[full] = _config_string(value)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"-c {item!r}: expected KEY=VALUE")
+        try:
+            parsed = json.loads(raw)
+        except json.JSONDecodeError:
+            parsed = raw
+        values[_qualify(key, project)] = _config_string(parsed)
+    return StackConfig(project, stack, values, frozenset(secrets))
+
+
+def describe_validation_error(exc: ValidationError) -> list[str]:
+    """pydantic's error list as our one-line problems: model, field path, message."""
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        problems.append(f"{exc.title}: {loc}: {err['msg']}" if loc else f"{exc.title}: {err['msg']}")
+    return problems
+
+
+def load_fleet(project_dir: Path, stack: str, settings: StackSettings) -> Fleet:
+    """Run stacks/<stack>.py's `build(settings)` and apply fleet:enabled."""
+    path = project_dir / "stacks" / f"{stack}.py"
+    if not path.is_file():
+        raise StackError(
+            f"stack {stack!r} has no program: create {path.relative_to(project_dir)} defining build()"
+        )
+    module_name = f"fleet_stacks_{stack.replace('-', '_')}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+        build = getattr(module, "build", None)
+        if not callable(build):
+            raise StackError(f"{path.name}: define build(settings: StackSettings) -> Fleet")
+        fleet = build(settings)
+    except ValidationError as e:
+        raise SpecError(describe_validation_error(e)) from None
+    if not isinstance(fleet, Fleet):
+        raise StackError(f"{path.name}: build() returned {type(fleet).__name__}, not a fleet_sdk.spec.Fleet")
+    return fleet.with_enabled(settings.enabled)

@@ -1,0 +1,63 @@
+"""The prod fleet: two Hetzner VPSes, two GCP nodes, four darwin workstations.
+
+`build(settings)` returns the Fleet; which machines get cloud resources comes from the stack config
+key fleet:enabled (applied by the loader, so every stack behaves the same).
+"""
+
+from fleet_sdk.spec import Fleet, GcpHost, HetznerHost, Machine, Role, ServiceInstance
+from fleet_sdk.stackconfig import StackSettings
+
+WORKSTATIONS = ("stibnite", "blackphos", "rosegold", "argentum")
+
+
+def build(settings: StackSettings) -> Fleet:
+    machines = [
+        Machine(
+            name="cinnabar",
+            description="primary VPS, ZeroTier controller",
+            tags=("nixos", "cloud", "hetzner", "controller"),
+            host=HetznerHost(server_type="cx43", location="fsn1", protect=True),
+        ),
+        Machine(
+            name="electrum",
+            description="secondary VPS",
+            tags=("nixos", "cloud", "hetzner", "peer"),
+            host=HetznerHost(server_type="ccx23", location="fsn1", protect=True),
+        ),
+        Machine(
+            name="galena",
+            description="CPU node",
+            tags=("nixos", "cloud", "gcp", "peer"),
+            host=GcpHost(machine_type="e2-standard-8", zone="us-central1-b"),
+        ),
+        Machine(
+            name="scheelite",
+            description="GPU node",
+            tags=("nixos", "cloud", "gcp", "gpu", "peer"),
+            host=GcpHost(
+                machine_type="n1-standard-8", zone="us-central1-f", gpu_type="nvidia-tesla-t4", gpu_count=1
+            ),
+        ),
+        *(
+            Machine(
+                name=name,
+                machine_class="darwin",
+                system="aarch64-darwin",
+                description="workstation",
+                tags=("darwin", "workstation"),
+                target_host=f"{name}.zt",
+            )
+            for name in WORKSTATIONS
+        ),
+    ]
+    return Fleet(
+        name="fleet",
+        domain="zt",
+        machines=tuple(machines),
+        instances=(
+            ServiceInstance(
+                name="zerotier",
+                roles={"controller": Role(machines=("cinnabar",)), "peer": Role(tags=("peer",))},
+            ),
+        ),
+    )
