@@ -74,6 +74,15 @@ def find_project_dir(start: Path) -> Path:
     )
 
 
+def default_stack(project_dir: Path) -> str:
+    """The stack to use when none is named: the project's only Pulumi.<stack>.yaml."""
+    stacks = sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+    if len(stacks) == 1:
+        return stacks[0]
+    listed = ", ".join(stacks) or "none"
+    raise ConfigError(f"name the stack with --stack; the project's stacks are: {listed}")
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}

@@ -23,7 +23,7 @@ def parser() -> argparse.ArgumentParser:
         "--repo", metavar="DIR", help="the fleet repository (default: fleet:repo of the stack, .)"
     )
     common.add_argument(
-        "--stack", default="prod", help="the stack whose config and program to use (default: prod)"
+        "--stack", help="the stack whose config and program to use (default: the project's only stack)"
     )
     common.add_argument("--project", metavar="DIR", help="the Pulumi project (default: nearest Pulumi.yaml)")
     common.add_argument("--debug", action="store_true", help="show tracebacks")

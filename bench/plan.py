@@ -1,0 +1,133 @@
+"""Offline plan time of a synthetic Hetzner fleet, against the bare-Pulumi floor.
+
+Ours: build and validate a `Fleet` of N Hetzner machines, then record `deploy_fleet(fleet, settings)`
+under the mock runtime (`fleet_sdk.testing.recorded_graph`, preview), as `fleet plan` does.
+Floor: one program registering N plain `pulumi_hcloud.Server` resources through the same
+`recorded_graph`, i.e. what any Pulumi program with N servers pays under these mocks.
+
+Both are measured in the same process and run, interleaved, so machine noise hits both; only the
+ratio ours/floor and the per-machine scaling are meaningful, never a bare time on its own.
+
+    python bench/plan.py
+"""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pulumi_hcloud as hcloud
+
+from fleet_sdk.graph import deploy_fleet
+from fleet_sdk.spec import Fleet, HetznerHost, Machine
+from fleet_sdk.stackconfig import StackSettings
+from fleet_sdk.testing import recorded_graph
+
+SIZES = (10, 100, 1000)
+# Best-of-N: the minimum is the least noisy estimate of what the code costs on a shared machine.
+REPEATS = {10: 3, 100: 3, 1000: 2}
+# The shared resources ours adds beside the machines: Fleet, hetzner Cloud, SshKey, Firewall.
+SHARED = 4
+
+
+def make_repo(root: Path) -> Path:
+    """A fleet repository holding a real deploy key's public half, as `fleet vars generate` leaves it."""
+    key = root / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(key)], check=True)
+    value = root / "repo" / "vars" / "shared" / "deploy-key" / "id_ed25519.pub" / "value"
+    value.parent.mkdir(parents=True)
+    value.write_text(key.with_suffix(".pub").read_text())
+    return root / "repo"
+
+
+def ours(n: int, settings: StackSettings) -> int:
+    # Building the Fleet runs its validation, which is part of what a plan costs us.
+    fleet = Fleet(
+        name="bench",
+        machines=tuple(
+            Machine(
+                name=f"m{i:04d}", tags=("nixos",), host=HetznerHost(server_type="cx23", location="fsn1")
+            )
+            for i in range(n)
+        ),
+    )
+    graph = recorded_graph(lambda: deploy_fleet(fleet, settings), preview=True, project="fleet", stack="bench")
+    return len(graph.resources)
+
+
+def floor(n: int) -> int:
+    def program() -> list[hcloud.Server]:
+        return [
+            hcloud.Server(f"m{i:04d}", server_type="cx23", image="debian-12", location="fsn1")
+            for i in range(n)
+        ]
+
+    graph = recorded_graph(program, preview=True, project="fleet", stack="bench")
+    return len(graph.resources)
+
+
+def _timed(run: Callable[[], int], expected: int) -> float:
+    # Collect garbage left by the previous run so it is not charged to this one.
+    gc.collect()
+    start = time.perf_counter()
+    count = run()
+    elapsed = time.perf_counter() - start
+    # A run that registered the wrong graph would make the comparison meaningless.
+    if count != expected:
+        raise AssertionError(f"expected {expected} resources, recorded {count}")
+    return elapsed
+
+
+def measure(sizes: tuple[int, ...] = SIZES) -> list[dict[str, Any]]:
+    """Per size: ms per machine for ours and the floor (best of REPEATS) and their ratio."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = StackSettings(repo=make_repo(Path(tmp)))
+        # Warm-up: imports, pydantic/grpc lazy set-up and the first event loop are not per-plan costs.
+        ours(5, settings)
+        floor(5)
+        rows = []
+        for n in sizes:
+            best_ours = best_floor = float("inf")
+            for _ in range(REPEATS.get(n, 2)):
+                # Interleaved, so a slow spell of the machine hits both sides.
+                best_ours = min(best_ours, _timed(lambda n=n: ours(n, settings), 2 * n + SHARED))
+                best_floor = min(best_floor, _timed(lambda n=n: floor(n), n))
+            rows.append(
+                {
+                    "machines": n,
+                    "ours_ms_per_machine": best_ours * 1000 / n,
+                    "floor_ms_per_machine": best_floor * 1000 / n,
+                    "ratio": best_ours / best_floor,
+                }
+            )
+    return rows
+
+
+def linearity(rows: list[dict[str, Any]], small: int = 100, large: int = 1000) -> float:
+    """Our per-machine time at `large` over that at `small`: 1.0 means perfectly linear."""
+    per = {r["machines"]: r["ours_ms_per_machine"] for r in rows}
+    return float(per[large] / per[small])
+
+
+def main() -> int:
+    rows = measure()
+    print(f"{'machines':>8}  {'ours ms/machine':>15}  {'floor ms/machine':>16}  {'ours/floor':>10}")
+    for r in rows:
+        print(
+            f"{r['machines']:>8}  {r['ours_ms_per_machine']:>15.3f}  "
+            f"{r['floor_ms_per_machine']:>16.3f}  {r['ratio']:>10.2f}"
+        )
+    sizes = {r["machines"] for r in rows}
+    if {100, 1000} <= sizes:
+        print(f"linearity (ours ms/machine at 1000 / at 100): {linearity(rows):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""The prod graph under Pulumi mocks with the recording monitor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from fleet_sdk.deploykey import DeployKeyMissingError
+from fleet_sdk.graph import deploy_fleet, run_program
+from fleet_sdk.spec import Fleet
+from fleet_sdk.stackconfig import StackSettings
+from fleet_sdk.testing import COMPUTED, RecordedGraph, recorded_graph
+
+from .conftest import PROJECT, prod_fleet
+
+SERVER = "hcloud:index/server:Server"
+SSH_KEY = "hcloud:index/sshKey:SshKey"
+HZ_FIREWALL = "hcloud:index/firewall:Firewall"
+INSTANCE = "gcp:compute/instance:Instance"
+GCP_FIREWALL = "gcp:compute/firewall:Firewall"
+CLOUD_TYPES = {SERVER, SSH_KEY, HZ_FIREWALL, INSTANCE, GCP_FIREWALL}
+
+
+def plan(fleet: Fleet, settings: StackSettings, preview: bool = True) -> RecordedGraph:
+    graph = recorded_graph(lambda: deploy_fleet(fleet, settings), preview=preview, stack="prod")
+    assert graph.duplicate_urns == []
+    return graph
+
+
+def test_each_hetzner_server_depends_on_the_ssh_key_and_firewall(
+    prod: Fleet, settings: StackSettings
+) -> None:
+    graph = plan(prod, settings)
+    key = graph.one(SSH_KEY, "fleet-deploy")
+    firewall = graph.one(HZ_FIREWALL, "fleet")
+    servers = graph.of_type(SERVER)
+    assert sorted(s.name for s in servers) == ["cinnabar", "electrum"]
+    for server in servers:
+        assert key.urn in server.dependencies and firewall.urn in server.dependencies
+        assert server.options["protect"] is True
+        assert server.options["ignore_changes"] == ["sshKeys", "userData"]
+        assert server.inputs["image"] == "debian-12"
+        assert server.inputs["deleteProtection"] is True
+    assert graph.one(SERVER, "cinnabar").inputs["serverType"] == "cx43"
+    assert graph.one(SERVER, "electrum").inputs["serverType"] == "ccx23"
+    assert (
+        key.inputs["publicKey"]
+        == (settings.repo / "vars/shared/deploy-key/id_ed25519.pub/value").read_text().strip()
+    )
+    rules = {(r["protocol"], r.get("port")) for r in firewall.inputs["rules"]}
+    assert {("tcp", "22"), ("udp", "9993")} <= rules
+
+
+def test_scheelite_carries_one_t4_and_terminates_on_maintenance(prod: Fleet, settings: StackSettings) -> None:
+    graph = plan(prod, settings)
+    scheelite = graph.one(INSTANCE, "scheelite").inputs
+    assert scheelite["guestAccelerators"] == [{"type": "nvidia-tesla-t4", "count": 1}]
+    assert scheelite["scheduling"]["onHostMaintenance"] == "TERMINATE"
+    assert scheelite["machineType"] == "n1-standard-8" and scheelite["zone"] == "us-central1-f"
+    galena = graph.one(INSTANCE, "galena").inputs
+    assert "guestAccelerators" not in galena and "scheduling" not in galena
+    assert galena["bootDisk"]["initializeParams"]["size"] == 100
+    assert galena["networkInterfaces"] == [{"network": "default", "accessConfigs": [{}]}]
+    public = (settings.repo / "vars/shared/deploy-key/id_ed25519.pub/value").read_text().strip()
+    assert galena["metadata"]["ssh-keys"] == f"root:{public}"
+    assert "PermitRootLogin" in galena["metadataStartupScript"]
+    firewalls = {f.name: f for f in graph.of_type(GCP_FIREWALL)}
+    assert set(firewalls) == {"fleet-ssh", "fleet-zerotier"}
+    assert firewalls["fleet-ssh"].inputs["allows"] == [{"protocol": "tcp", "ports": ["22"]}]
+    assert firewalls["fleet-zerotier"].inputs["allows"] == [{"protocol": "udp", "ports": ["9993"]}]
+    for f in firewalls.values():
+        assert f.inputs["targetTags"] == galena["tags"]
+        assert f.urn in graph.one(INSTANCE, "galena").dependencies
+
+
+def test_darwin_machines_have_no_cloud_resources(prod: Fleet, settings: StackSettings) -> None:
+    graph = plan(prod, settings)
+    for name in ("stibnite", "blackphos", "rosegold", "argentum"):
+        machine = graph.one("fleet:index:Machine", name)
+        assert graph.descendants(machine.urn) == []
+    assert not any(
+        r.name in ("stibnite", "blackphos", "rosegold", "argentum") and r.custom for r in graph.resources
+    )
+
+
+def test_children_are_parented_and_typed_under_the_fleet(prod: Fleet, settings: StackSettings) -> None:
+    graph = plan(prod, settings)
+    fleet = graph.one("fleet:index:Fleet", "fleet")
+    assert fleet.parent is None
+    assert {r.urn for r in graph.descendants(fleet.urn)} == {r.urn for r in graph.resources} - {fleet.urn}
+    for r in graph.resources:
+        if not r.custom:
+            assert r.type.startswith("fleet:") and r.type.count(":") == 2
+    server = graph.one(SERVER, "cinnabar")
+    assert server.urn == (
+        "urn:pulumi:prod::fleet::fleet:index:Fleet$fleet:index:Machine$hcloud:index/server:Server::cinnabar"
+    )
+
+
+def test_preview_and_up_register_the_same_resources(prod: Fleet, settings: StackSettings) -> None:
+    preview, up = plan(prod, settings, preview=True), plan(prod, settings, preview=False)
+    assert [r.urn for r in preview.resources] != []
+    assert sorted(r.urn for r in preview.resources) == sorted(r.urn for r in up.resources)
+    for before in preview.resources:
+        after = up.by_urn()[before.urn]
+        assert before.dependencies == after.dependencies and before.options == after.options
+    # preview shows addresses as unknown; up has them
+    assert preview.outputs["machines"]["cinnabar"] == {"ipv4": COMPUTED, "ipv6": COMPUTED}
+    machines = up.outputs["machines"]
+    assert set(machines) == {"cinnabar", "electrum", "galena", "scheelite"}
+    assert machines["cinnabar"]["ipv4"].startswith("192.0.2.") and machines["cinnabar"]["ipv6"].startswith(
+        "2001:db8:"
+    )
+    assert machines["scheelite"]["ipv4"].startswith("198.51.100.") and "ipv6" not in machines["scheelite"]
+    # hcloud wants integer firewall ids: the graph converts the string id
+    assert up.one(SERVER, "cinnabar").inputs["firewallIds"] == [int(up.one(HZ_FIREWALL, "fleet").id)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("disabled", ["cinnabar", "scheelite", "stibnite"])
+def test_disabling_a_machine_removes_exactly_its_cloud_resources(
+    disabled: str, settings: StackSettings
+) -> None:
+    everyone = prod_fleet()
+    enabled = [n for n in everyone.names if n != disabled]
+    fewer = prod_fleet([f"fleet:enabled={enabled}".replace("'", '"')])
+    assert not fewer.machine(disabled).enabled
+    full, partial = plan(everyone, settings), plan(fewer, settings)
+    removed = {r.urn for r in full.resources} - {r.urn for r in partial.resources}
+    machine = full.one("fleet:index:Machine", disabled)
+    assert removed == {r.urn for r in full.descendants(machine.urn)}
+    assert all(full.by_urn()[u].type in CLOUD_TYPES for u in removed)
+    assert {r.urn for r in partial.resources} <= {r.urn for r in full.resources}
+
+
+def test_shared_cloud_resources_go_with_the_last_machine_of_a_cloud(settings: StackSettings) -> None:
+    graph = plan(prod_fleet(['fleet:enabled=["galena"]']), settings)
+    types = {r.type for r in graph.resources if r.custom}
+    assert types == {INSTANCE, GCP_FIREWALL}
+    graph = plan(prod_fleet(["fleet:enabled=[]"]), settings)
+    assert not any(r.custom for r in graph.resources)
+    assert graph.log == []  # no deploy key needed without cloud machines
+
+
+def test_missing_deploy_key_is_reported_in_preview_and_stops_up(prod: Fleet, tmp_path: Path) -> None:
+    settings = StackSettings(repo=tmp_path)
+    graph = plan(prod, settings, preview=True)
+    assert any("deploy key" in message and "fleet vars generate" in message for _, message in graph.log)
+    assert graph.one(SSH_KEY, "fleet-deploy").inputs.get("publicKey", COMPUTED) == COMPUTED
+    with pytest.raises(DeployKeyMissingError, match="fleet vars generate"):
+        recorded_graph(lambda: deploy_fleet(prod, settings), preview=False)
+
+
+def test_the_project_program_reads_stack_config(fleet_repo: Path) -> None:
+    config = {"fleet:repo": str(fleet_repo), "fleet:enabled": '["electrum"]'}
+    graph = recorded_graph(lambda: run_program(PROJECT), stack="prod", config=config)
+    assert [r.name for r in graph.of_type(SERVER)] == ["electrum"]
+    with pytest.raises(pulumi.RunError, match="'ghost'"):
+        recorded_graph(lambda: run_program(PROJECT), stack="prod", config={"fleet:enabled": '["ghost"]'})
