@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from fleet_sdk.cli import plan as plan_cmd
+from fleet_sdk.cli import vars as vars_cmd
 from fleet_sdk.errors import FleetError
 from fleet_sdk.stackconfig import describe_validation_error
 
@@ -32,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     plan_cmd.register(sub, common)
+    vars_cmd.register(sub, common)
     return p
 
 

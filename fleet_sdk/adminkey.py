@@ -1,0 +1,57 @@
+"""`fleet vars keygen`: the operator's age key and its sops/users/<name>/key.json (clan.md §3.3)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fleet_sdk import fsutil
+from fleet_sdk.keys import USER_NAME, KeyEntry, SopsTree, rekey_all
+from fleet_sdk.sops import age
+from fleet_sdk.sops.errors import NoAdminKeyError, SopsError
+
+
+@dataclass
+class KeygenResult:
+    user: str
+    public_key: str
+    key_file: Path | None  # None when the key came from SOPS_AGE_KEY
+    created_key: bool
+    wrote_user: bool
+    rekeyed: list[Path] = field(default_factory=list)
+    stuck: list[Path] = field(default_factory=list)  # secrets linking the user that this key cannot open
+
+
+def keygen(repo: Path, user: str | None = None, env: Mapping[str, str] | None = None) -> KeygenResult:
+    """Reuse the operator's age key (or create one in the key file) and register it as `user`."""
+    env = os.environ if env is None else env
+    name = user or env.get("USER") or "admin"
+    if not USER_NAME.match(name):
+        raise SopsError(f"user name {name!r}: use lower-case letters, digits, '_' and '-' (--name NAME)")
+    identities = age.operator_identities(env)
+    key_file = (
+        None
+        if env.get("SOPS_AGE_KEY")
+        else (Path(env["SOPS_AGE_KEY_FILE"]) if env.get("SOPS_AGE_KEY_FILE") else age.default_key_file(env))
+    )
+    created = False
+    if not identities:
+        if key_file is None:
+            raise NoAdminKeyError("SOPS_AGE_KEY holds no AGE-SECRET-KEY-1… line")
+        if key_file.exists() and key_file.read_text().strip():
+            raise NoAdminKeyError(f"{key_file} exists but holds no AGE-SECRET-KEY-1… line; fix or move it")
+        private, public = age.generate()
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        fsutil.write_atomic(
+            key_file, f"# created: {stamp}\n# public key: {public}\n{private}\n".encode(), 0o600
+        )
+        identities, created = [private], True
+    public = age.public_key(identities[0])
+    tree = SopsTree(repo)
+    existing = tree.keys_of("users", name) if (tree.member_dir("users", name) / "key.json").is_file() else []
+    wrote = tree.write_keys("users", name, [KeyEntry(k) for k in existing] + [KeyEntry(public)])
+    rekeyed, stuck = rekey_all(tree, identities) if wrote else ([], [])
+    return KeygenResult(name, public, key_file, created, wrote, rekeyed, stuck)

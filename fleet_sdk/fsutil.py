@@ -1,0 +1,56 @@
+"""Files written so that a crash never leaves a partial one: temp file beside the target, fsync, rename.
+
+Secret material goes to 0600 files; directories this module creates are 0700.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def ensure_dir(path: Path, mode: int = 0o700) -> None:
+    """Create `path` and missing parents with `mode`; existing directories keep theirs."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # a concurrent writer made it first
+            d.mkdir(mode=mode)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace `path` with `data` in one rename; readers see the old or the new file, never a mix."""
+    ensure_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+def write_if_changed(path: Path, data: bytes, mode: int = 0o600) -> bool:
+    """Write only when the content differs (keeps mtimes and git status quiet). True if written."""
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    write_atomic(path, data, mode)
+    return True

@@ -1,0 +1,241 @@
+"""The sops/ tree of a fleet repository, as clan lays it out (reference/clan.md §2.2, §3).
+
+    sops/users/<u>/key.json            admin public keys
+    sops/machines/<m>/key.json         machine public keys
+    sops/groups/<g>/{machines,users}/  symlinks to members
+    sops/secrets/<name>/secret         sops documents, with member symlinks beside them
+    vars/**/<file>/secret              the same, for generated vars
+
+Who may read a secret is decided by its member symlinks alone (`recipients_of`); every writer and
+checker uses that one rule.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from fleet_sdk import fsutil
+from fleet_sdk.sops import age
+from fleet_sdk.sops.document import encrypt, recipients, rekey
+from fleet_sdk.sops.errors import BrokenMemberError, NoAdminKeyError, NoMatchingKeyError, SopsError
+
+USER_NAME = re.compile(r"^[a-z_]([a-z0-9_-]{0,31})?$")
+SECRET_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+KINDS = ("machines", "users", "groups")
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    publickey: str
+    type: str = "age"
+
+
+def read_key_json(path: Path) -> list[KeyEntry]:
+    """key.json in clan's list form, or the older single-object form."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SopsError("missing; re-add the member or remove the links to it", str(path)) from None
+    except json.JSONDecodeError as e:
+        raise SopsError(f"not valid JSON ({e.msg})", str(path)) from None
+    items = data if isinstance(data, list) else [data]
+    entries = []
+    for item in items:
+        if not isinstance(item, dict) or "publickey" not in item:
+            raise SopsError('expected [{"publickey": "age1…", "type": "age"}]', str(path))
+        entries.append(KeyEntry(str(item["publickey"]), str(item.get("type", "age"))))
+    return entries
+
+
+def key_json_bytes(entries: Iterable[KeyEntry]) -> bytes:
+    """Byte-for-byte what clan writes: a list sorted by key, 2-space indent, no final newline."""
+    unique = {e.publickey: e for e in entries}
+    items = [{"publickey": e.publickey, "type": e.type} for _, e in sorted(unique.items())]
+    return json.dumps(items, indent=2).encode()
+
+
+class SopsTree:
+    """The sops/ folder of one fleet repository."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self.root = repo / "sops"
+
+    def member_dir(self, kind: str, name: str) -> Path:
+        return self.root / kind / name
+
+    def secret_dir(self, name: str) -> Path:
+        if not SECRET_NAME.match(name):
+            raise SopsError(f"secret name {name!r}: use letters, digits, '.', '_' and '-'")
+        return self.root / "secrets" / name
+
+    def names(self, kind: str) -> list[str]:
+        d = self.root / kind
+        return sorted(p.name for p in d.iterdir() if (p / "key.json").is_file()) if d.is_dir() else []
+
+    def keys_of(self, kind: str, name: str) -> list[str]:
+        return [e.publickey for e in read_key_json(self.member_dir(kind, name) / "key.json")]
+
+    def write_keys(self, kind: str, name: str, entries: Iterable[KeyEntry]) -> bool:
+        if kind == "users" and not USER_NAME.match(name):
+            raise SopsError(f"user name {name!r}: use lower-case letters, digits, '_' and '-', 1-32 long")
+        return fsutil.write_if_changed(
+            self.member_dir(kind, name) / "key.json", key_json_bytes(entries), 0o644
+        )
+
+    def group_members(self, group: str) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for kind in ("machines", "users"):
+            d = self.root / "groups" / group / kind
+            out[kind] = sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+        return out
+
+    # -- members of one secret -------------------------------------------------------------
+
+    def members(self, secret_dir: Path) -> dict[str, list[str]]:
+        """Member links of a secret by kind; a link that points nowhere is an error."""
+        out: dict[str, list[str]] = {}
+        for kind in KINDS:
+            d = secret_dir / kind
+            names = sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+            for name in names:
+                link = d / name
+                target = link.resolve()
+                if not (
+                    target.parent.name == kind
+                    and target.is_dir()
+                    and (kind == "groups" or (target / "key.json").is_file())
+                ):
+                    raise BrokenMemberError(
+                        f"points nowhere ({os.readlink(link) if link.is_symlink() else 'not a link'}); "
+                        f"restore sops/{kind}/{name} or delete the link and run `fleet vars fix`",
+                        str(link.relative_to(self.repo)),
+                    )
+            out[kind] = names
+        return out
+
+    def recipients_of(self, secret_dir: Path) -> set[str]:
+        """The recipient rule: keys of linked machines and users, plus those of linked groups' members."""
+        members = self.members(secret_dir)
+        keys: set[str] = set()
+        for kind in ("machines", "users"):
+            for name in members[kind]:
+                keys.update(self.keys_of(kind, name))
+        for group in members["groups"]:
+            for kind, names in self.group_members(group).items():
+                for name in names:
+                    keys.update(self.keys_of(kind, name))
+        return keys
+
+    def links_machine(self, secret_dir: Path, machine: str) -> bool:
+        if (secret_dir / "machines" / machine).is_symlink():
+            return True
+        groups = secret_dir / "groups"
+        return groups.is_dir() and any(
+            machine in self.group_members(g.name)["machines"] for g in groups.iterdir()
+        )
+
+    def add_member(self, secret_dir: Path, kind: str, name: str) -> None:
+        """A relative link <secret>/<kind>/<name> -> sops/<kind>/<name>, as clan makes it."""
+        link = secret_dir / kind / name
+        if link.is_symlink():
+            return
+        fsutil.ensure_dir(link.parent)
+        os.symlink(os.path.relpath(self.member_dir(kind, name), link.parent), link)
+
+    # -- secrets ---------------------------------------------------------------------------
+
+    def write_secret(self, secret_dir: Path, plaintext: bytes, members: dict[str, Iterable[str]]) -> None:
+        """Encrypt `plaintext` to the secret's existing members plus `members`, then link the new ones.
+
+        The file is complete before any link appears, so an interrupted write leaves at most
+        recipients without links, which `fix` repairs."""
+        wanted = {kind: sorted(set(names)) for kind, names in members.items()}
+        keys = self.recipients_of(secret_dir) if secret_dir.is_dir() else set()
+        for kind, names in wanted.items():
+            for name in names:
+                if kind == "groups":
+                    for member_kind, member_names in self.group_members(name).items():
+                        for member in member_names:
+                            keys.update(self.keys_of(member_kind, member))
+                else:
+                    keys.update(self.keys_of(kind, name))
+        fsutil.write_atomic(secret_dir / "secret", encrypt(plaintext, sorted(keys)).encode())
+        for kind, names in wanted.items():
+            for name in names:
+                self.add_member(secret_dir, kind, name)
+
+    def rekey(self, secret_dir: Path, identities: list[str]) -> bool:
+        """Re-wrap the data key for exactly the recipients the links name. True if it changed."""
+        path = secret_dir / "secret"
+        document = path.read_text()
+        wanted = self.recipients_of(secret_dir)
+        if set(recipients(document)) == wanted:
+            return False
+        source = str(path.relative_to(self.repo))
+        fsutil.write_atomic(path, rekey(document, identities, sorted(wanted), source).encode())
+        return True
+
+    def admin(self, identities: list[str]) -> str:
+        """The user of sops/users/ whose key the operator holds."""
+        if not identities:
+            raise NoAdminKeyError(
+                "no admin age key: run `fleet vars keygen`, or set SOPS_AGE_KEY / SOPS_AGE_KEY_FILE"
+            )
+        mine = {age.public_key(i) for i in identities}
+        for user in self.names("users"):
+            if mine & set(self.keys_of("users", user)):
+                return user
+        raise NoAdminKeyError(
+            f"your age key ({sorted(mine)[0]}) is not the key of any user in {self.root / 'users'}; "
+            "run `fleet vars keygen` to register it"
+        )
+
+    def ensure_machine_key(self, machine: str, identities: list[str]) -> tuple[str, bool]:
+        """The machine's age public key, creating its key pair when it has none (clan.md §3.2).
+
+        The private key goes to sops/secrets/<m>-age.key/secret, readable by the operator (not the
+        machine); then every secret that links the machine is re-keyed. Returns (key, created)."""
+        key_file = self.member_dir("machines", machine) / "key.json"
+        if key_file.is_file():
+            return self.keys_of("machines", machine)[0], False
+        admin = self.admin(identities)
+        private, public = age.generate()
+        self.write_secret(self.secret_dir(f"{machine}-age.key"), private.encode(), {"users": [admin]})
+        self.write_keys("machines", machine, [KeyEntry(public)])
+        for secret_dir in secret_dirs(self.repo):
+            if self.links_machine(secret_dir, machine):
+                self.rekey(secret_dir, identities)
+        return public, True
+
+    def machine_private_key(self, machine: str, identities: list[str]) -> str:
+        from fleet_sdk.sops.document import decrypt
+
+        path = self.secret_dir(f"{machine}-age.key") / "secret"
+        return decrypt(path.read_bytes(), identities, str(path.relative_to(self.repo))).decode()
+
+
+def secret_dirs(repo: Path) -> Iterator[Path]:
+    """Every folder under vars/ and sops/secrets/ holding a `secret` file (a var may itself be named
+    `secret`, so the test is for a regular file)."""
+    for top in (repo / "vars", repo / "sops" / "secrets"):
+        for dirpath, _dirs, files in os.walk(top):
+            if "secret" in files and not os.path.islink(os.path.join(dirpath, "secret")):
+                yield Path(dirpath)
+
+
+def rekey_all(tree: SopsTree, identities: list[str]) -> tuple[list[Path], list[Path]]:
+    """Re-key every secret whose recipients differ from its links. Returns (changed, not decryptable)."""
+    changed, stuck = [], []
+    for d in secret_dirs(tree.repo):
+        try:
+            if tree.rekey(d, identities):
+                changed.append(d)
+        except NoMatchingKeyError:
+            stuck.append(d)
+    return changed, stuck
