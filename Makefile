@@ -31,7 +31,7 @@ unit: $(STAMP) system-deps
 test: lint typecheck unit
 
 bench: $(STAMP) system-deps
-	$(PY) -m pytest -q -m bench tests/test_benchmarks.py -s
+	$(PY) -m pytest -q -m bench -s
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -40,6 +40,8 @@ class HetznerCloud(pulumi.ComponentResource):
         self.firewall = hcloud.Firewall(
             fleet.name, name=fleet.name, rules=FIREWALL_RULES, labels=labels, opts=child
         )
+        # hcloud wants integer ids; one conversion shared by every server
+        self.firewall_ids = [self.firewall.id.apply(int)]
         self.register_outputs({"ssh_key_id": self.ssh_key.id, "firewall_id": self.firewall.id})
 
     def server(
@@ -53,7 +55,7 @@ class HetznerCloud(pulumi.ComponentResource):
             location=host.location,
             image=host.image,  # only the bootstrap OS: nixos-anywhere replaces it
             ssh_keys=[self.ssh_key.id],
-            firewall_ids=[self.firewall.id.apply(int)],
+            firewall_ids=self.firewall_ids,
             public_nets=[{"ipv4_enabled": True, "ipv6_enabled": True}],
             labels=labels,
             delete_protection=host.protect,
