@@ -4,6 +4,7 @@
 key fleet:enabled (applied by the loader, so every stack behaves the same).
 """
 
+from fleet_sdk.disko import zfs_root
 from fleet_sdk.spec import Fleet, GcpHost, HetznerHost, Machine, Role, ServiceInstance
 from fleet_sdk.stackconfig import StackSettings
 
@@ -17,18 +18,21 @@ def build(settings: StackSettings) -> Fleet:
             description="primary VPS, ZeroTier controller",
             tags=("nixos", "cloud", "hetzner", "controller"),
             host=HetznerHost(server_type="cx43", location="fsn1", protect=True),
+            disks=zfs_root("/dev/sda", boot="bios"),
         ),
         Machine(
             name="electrum",
             description="secondary VPS",
             tags=("nixos", "cloud", "hetzner", "peer"),
             host=HetznerHost(server_type="ccx23", location="fsn1", protect=True),
+            disks=zfs_root("/dev/sda", boot="uefi"),
         ),
         Machine(
             name="galena",
             description="CPU node",
             tags=("nixos", "cloud", "gcp", "peer"),
             host=GcpHost(machine_type="e2-standard-8", zone="us-central1-b"),
+            disks=zfs_root("/dev/sda", boot="uefi"),
         ),
         Machine(
             name="scheelite",
@@ -37,6 +41,7 @@ def build(settings: StackSettings) -> Fleet:
             host=GcpHost(
                 machine_type="n1-standard-8", zone="us-central1-f", gpu_type="nvidia-tesla-t4", gpu_count=1
             ),
+            disks=zfs_root("/dev/sda", boot="uefi"),
         ),
         *(
             Machine(

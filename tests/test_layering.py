@@ -6,7 +6,19 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "fleet_sdk"
-PULUMI_FREE = ["spec", "catalog", "errors.py", "stackconfig.py", "deploykey.py"]
+PULUMI_FREE = [
+    "spec",
+    "catalog",
+    "disko",
+    "sops",
+    "errors.py",
+    "stackconfig.py",
+    "deploykey.py",
+    "runner.py",
+    "keys.py",
+    "fsutil.py",
+    "adminkey.py",
+]
 FORBIDDEN = (
     "pulumi",
     "pulumi_hcloud",

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from fleet_sdk.cli import disko as disko_cmd
 from fleet_sdk.cli import plan as plan_cmd
 from fleet_sdk.cli import vars as vars_cmd
 from fleet_sdk.errors import FleetError
@@ -33,6 +34,7 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     plan_cmd.register(sub, common)
+    disko_cmd.register(sub, common)
     vars_cmd.register(sub, common)
     return p
 

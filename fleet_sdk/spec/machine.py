@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from fleet_sdk.catalog import ServerShape, gcp, hetzner
+from fleet_sdk.disko import DiskLayout
 from fleet_sdk.errors import SpecError
 from fleet_sdk.spec.hosts import GcpHost, HetznerHost
 from fleet_sdk.spec.names import GCE_NAME, IDENTIFIER, LABEL_KEY, LABEL_VALUE, hostname_problem
@@ -28,6 +29,7 @@ class Machine(BaseModel):
     target_host: str | None = None
     enabled: bool = True
     host: Annotated[HetznerHost | GcpHost, Field(discriminator="kind")] | None = None
+    disks: DiskLayout | None = None  # partitioned by disko at install; checked against the host
 
     @model_validator(mode="after")
     def _check(self) -> Machine:
@@ -80,6 +82,8 @@ def _machine_problems(m: Machine) -> list[str]:
     if m.target_host is not None and (not m.target_host or any(c.isspace() for c in m.target_host)):
         problems.append(f"target_host: {m.target_host!r} is not of the form [user@]host[:port]")
     if m.machine_class == "darwin":
+        if m.disks is not None:
+            problems.append("disks: darwin machines are not partitioned by disko; remove disks")
         if m.host is not None:
             problems.append("host: darwin machines are not provisioned in a cloud; remove host")
         if m.system is not None and not m.system.endswith("-darwin"):
@@ -96,7 +100,18 @@ def _machine_problems(m: Machine) -> list[str]:
         problems.append(
             f"system: {m.system!r} does not match the {shape.name} host, which runs {shape.system}"
         )
+    if m.disks is not None:
+        problems += _disk_problems(m, m.disks, shape)
     return problems
+
+
+def _disk_problems(m: Machine, disks: DiskLayout, shape: ServerShape | None) -> list[str]:
+    """The layout checked against the host it will be installed on: boot mode and disk size."""
+    if shape is None:
+        return [f"disks: {p}" for p in disks.check()]
+    size = m.disk_bytes
+    host = f"{shape.name} ({shape.boot} boot" + (f", {size / 10**9:g} GB disk)" if size else ")")
+    return [f"disks: {p} [on {host}]" for p in disks.check(boot=shape.boot, disk_bytes=size)]
 
 
 def _labels_problems(labels: dict[str, str]) -> list[str]:

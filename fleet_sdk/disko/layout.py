@@ -1,0 +1,200 @@
+"""DiskLayout: a whole `disko.devices`, read from JSON or a Nix file and rendered back exactly."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing_extensions import override
+
+from fleet_sdk.disko import model
+from fleet_sdk.disko.model import (
+    BcachefsFilesystem,
+    Btrfs,
+    Disk,
+    Gpt,
+    LvmVg,
+    Mdadm,
+    Nodev,
+    Table,
+    Zpool,
+)
+from fleet_sdk.errors import FleetError
+
+BootMode = Literal["bios", "uefi"]
+COLLECTIONS = ("disk", "mdadm", "zpool", "lvm_vg", "nodev", "bcachefs_filesystems")
+# content `type` tags, which pydantic puts into error locations of the tagged unions
+_TAGS = {
+    "gpt",
+    "table",
+    "filesystem",
+    "btrfs",
+    "zfs",
+    "mdraid",
+    "luks",
+    "lvm_pv",
+    "swap",
+    "bcachefs",
+    "zfs_fs",
+    "zfs_volume",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that would fail at install or boot: where (the node path) and what to do."""
+
+    path: str
+    message: str
+
+    @override
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class DiskoError(FleetError):
+    """A disko configuration that does not even parse (what disko refuses at evaluation)."""
+
+    def __init__(self, problems: list[Problem], source: str | None = None) -> None:
+        self.problems = problems
+        head = f"{source}: " if source else ""
+        super().__init__(head + "invalid disko layout:\n  " + "\n  ".join(map(str, problems)))
+
+
+_PATTERNS = {
+    model.SIZE_PATTERN: "a size such as 1M, 512M, 1G or 100% (units K M G T P, no 'iB', no decimals)",
+    model.TYPE_PATTERN: "an sgdisk type code of 4 hex digits (EF00, EF02, 8300, BF00…) or a GUID",
+    model.ABSPATH_PATTERN: "an absolute path starting with /",
+    model.SWAPFILE_SIZE_PATTERN: "a size with a unit, such as 2G or 512M",
+    model.GUID_PATTERN: "a GUID such as 0FC63DAF-8483-4772-8E79-3D69D8477DE4",
+    model.IMAGE_SIZE_PATTERN: "a size such as 2G",
+}
+
+
+def _node_path(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        prev = loc[i - 1] if i else None
+        prev2 = loc[i - 2] if i > 1 else None
+        if part in _TAGS and (prev == "content" or prev2 == "datasets"):
+            continue  # the union's tag, not a key of the user's config
+        if part in ("str", "function-after[fill(), Disk]") or str(part).startswith(("function-", "literal[")):
+            continue
+        parts.append(str(part))
+    return ".".join(parts)
+
+
+def _problems_of(exc: ValidationError) -> list[Problem]:
+    out = []
+    for err in exc.errors():
+        message = err["msg"]
+        if err["type"] == "union_tag_invalid":
+            message = (
+                f"unknown content type {err['input'].get('type')!r} here; use one of "
+                f"{err['ctx']['expected_tags']}"
+            )
+        elif err["type"] == "extra_forbidden":
+            message = f"disko has no option {err['loc'][-1]!r} here"
+        elif err["type"] == "string_pattern_mismatch":
+            wanted = _PATTERNS.get(err["ctx"]["pattern"], f"a value matching {err['ctx']['pattern']}")
+            message = f"{err['input']!r} is not valid here: expected {wanted}"
+        elif err["type"] == "missing":
+            message = "required option is missing"
+        out.append(Problem(_node_path(err["loc"]), message))
+    return out
+
+
+class DiskLayout(BaseModel):
+    """`disko.devices`: the six collections of top-level devices, keyed by the user's names."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    disk: dict[str, Disk] = Field(default_factory=dict)
+    mdadm: dict[str, Mdadm] = Field(default_factory=dict)
+    zpool: dict[str, Zpool] = Field(default_factory=dict)
+    lvm_vg: dict[str, LvmVg] = Field(default_factory=dict)
+    nodev: dict[str, Nodev] = Field(default_factory=dict)
+    bcachefs_filesystems: dict[str, BcachefsFilesystem] = Field(default_factory=dict)
+
+    @classmethod
+    def from_disko(cls, devices: dict[str, Any], source: str | None = None) -> DiskLayout:
+        """From `disko.devices` (or a `{"disko": {"devices": …}}` wrapper) as plain data."""
+        if set(devices) == {"disko"} and isinstance(devices["disko"], dict):
+            devices = devices["disko"].get("devices", {})
+        try:
+            return cls.model_validate(devices)
+        except ValidationError as e:
+            raise DiskoError(_problems_of(e), source) from None
+
+    @classmethod
+    def from_nix_file(cls, path: Path, attr: str | None = None) -> DiskLayout:
+        """Evaluate a Nix file (e.g. a machine's disko.nix) with real Nix and read its devices.
+
+        `attr` selects an attribute path (default: `disko.devices` when present, else the value)."""
+        from fleet_sdk import nix
+
+        value = nix.eval_file(path, attr)
+        if attr is None and isinstance(value, dict) and isinstance(value.get("disko"), dict):
+            value = value["disko"].get("devices", {})
+        if not isinstance(value, dict):
+            raise DiskoError(
+                [Problem(attr or "disko.devices", "does not evaluate to an attribute set")], str(path)
+            )
+        return cls.from_disko(value, str(path))
+
+    def to_disko(self) -> dict[str, Any]:
+        """Exactly the options that were set, plus the `type` tags disko requires."""
+        return self.model_dump(mode="json", exclude_unset=True, by_alias=True)
+
+    def render(self) -> str:
+        """Canonical bytes of machines/<m>/disko.json: sorted keys, 2-space indent, final newline."""
+        return json.dumps(self.to_disko(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+    # checks and the partition plan live in their own modules; these are the public entry points
+    def check(self, boot: BootMode | None = None, disk_bytes: int | None = None) -> list[Problem]:
+        from fleet_sdk.disko.checks import check_layout
+
+        return check_layout(self, boot, disk_bytes)
+
+    def partition_plan(self, disk_name: str, disk_bytes: int) -> list[Any]:
+        from fleet_sdk.disko.plan import partition_plan
+
+        return partition_plan(self, disk_name, disk_bytes)
+
+    # -- traversal shared by checks and renderers -----------------------------------------
+
+    def walk(self) -> Iterator[tuple[str, Any]]:
+        """Every node with its path (`disk.main.content.partitions.root.content`), parents first."""
+        for collection in COLLECTIONS:
+            for name, node in getattr(self, collection).items():
+                yield from _walk(f"{collection}.{name}", node)
+
+
+def _walk(path: str, node: Any) -> Iterator[tuple[str, Any]]:
+    yield path, node
+    if isinstance(node, Gpt):
+        for key, part in node.partitions.items():
+            yield from _walk(f"{path}.partitions.{key}", part)
+        return
+    if isinstance(node, Table):
+        for i, legacy in enumerate(node.partitions):
+            yield from _walk(f"{path}.partitions.{i}", legacy)
+        return
+    if isinstance(node, Zpool):
+        for key, ds in node.datasets.items():
+            yield from _walk(f"{path}.datasets.{key}", ds)
+        return
+    if isinstance(node, LvmVg):
+        for key, lv in node.lvs.items():
+            yield from _walk(f"{path}.lvs.{key}", lv)
+        return
+    if isinstance(node, Btrfs | BcachefsFilesystem):
+        for key, sub in node.subvolumes.items():
+            yield path + f".subvolumes.{key}", sub
+    content = getattr(node, "content", None)
+    if content is not None:
+        yield from _walk(f"{path}.content", content)

@@ -1,0 +1,226 @@
+"""The partition table disko's sgdisk calls create (reference/disko.md §2.2, §3, §4).
+
+disko runs one `sgdisk --align-end [--set-alignment=N] --new=i:start:end …` per partition, in
+priority order. This module replays sgdisk's arithmetic (checked against real sgdisk on sparse images
+in the tests):
+- each run re-derives the alignment from the existing partitions' starts: the largest power of two
+  (at most 2048 sectors) dividing them all, 2048 on an empty table; `--set-alignment` overrides it;
+- start "0" is the first sector of the largest free block; a start is rounded up to the alignment;
+- an end relative to the end ("-0", "-1G") counts back from the free block's last sector rounded
+  down so that end+1 is aligned (`--align-end`); "+size" ends are exact (start + size - 1);
+- an alignment that would leave the free block is dropped, so a second "100%" partition does not
+  fail: it gets the largest sliver left (the check reports it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from fleet_sdk.disko.layout import DiskLayout, DiskoError, Problem
+from fleet_sdk.disko.model import Gpt, GptPartition
+
+SECTOR = 512
+DEFAULT_ALIGNMENT = 2048
+GPT_RESERVED = 34  # protective MBR + header + 32 sectors of entries; the same again at the end
+SMALLEST_ADVANCED_FORMAT = 1503238553  # sectors; larger disks never align below 8
+_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
+_VALUE = re.compile(r"^([+-]?)(\d+)([KMGTPs]?)$")
+
+
+@dataclass(frozen=True)
+class PlannedPartition:
+    number: int
+    name: str
+    label: str
+    type_code: str
+    start_sector: int
+    end_sector: int  # inclusive
+
+    @property
+    def size_bytes(self) -> int:
+        return (self.end_sector - self.start_sector + 1) * SECTOR
+
+
+@dataclass(frozen=True)
+class PartitionSpec:
+    """A partition with disko's defaults resolved."""
+
+    key: str
+    name: str
+    label: str
+    type_code: str
+    start: str
+    end: str
+    priority: int
+    alignment: int
+
+
+def default_label(parent_type: str, parent_name: str, partition_name: str) -> str:
+    label = f"{parent_type}-{parent_name}-{partition_name}"
+    # GPT names hold 36 UTF-16 units; disko hashes longer labels
+    return hashlib.sha256(label.encode()).hexdigest()[:36] if len(label.encode()) > 36 else label
+
+
+def resolve(gpt: Gpt, parent_type: str, parent_name: str) -> list[PartitionSpec]:
+    """Partitions in creation order (priority, then key) with disko's defaults filled in."""
+    specs = []
+    for key in sorted(gpt.partitions, key=lambda k: k.encode()):
+        p: GptPartition = gpt.partitions[key]
+        name = p.name or key
+        type_code = p.type or ("8200" if p.content is not None and p.content.type == "swap" else "8300")
+        end = p.end if p.end is not None else ("-0" if p.size == "100%" else f"+{p.size}")
+        if p.priority is not None:
+            priority = p.priority
+        else:
+            priority = 9001 if p.size == "100%" else 100 if type_code == "EF02" else 1000
+        alignment = (
+            p.alignment
+            if p.alignment is not None
+            else (1 if p.start.endswith("s") or end.endswith("s") else 0)
+        )
+        specs.append(
+            PartitionSpec(
+                key,
+                name,
+                p.label or default_label(parent_type, parent_name, name),
+                type_code.upper() if len(type_code) == 4 else type_code,
+                p.start,
+                end,
+                priority,
+                alignment,
+            )
+        )
+    return sorted(specs, key=lambda s: s.priority)  # stable: ties keep key order
+
+
+def _human(sectors: int) -> str:
+    size = sectors * SECTOR
+    for unit in ("P", "T", "G", "M", "K"):
+        if size >= _UNITS[unit]:
+            return f"{size / _UNITS[unit]:.4g} {unit}iB"
+    return f"{size} bytes"
+
+
+def _sectors(amount: int, unit: str) -> int:
+    return amount if unit in ("", "s") else amount * _UNITS[unit] // SECTOR
+
+
+class _Table:
+    def __init__(self, total_sectors: int) -> None:
+        self.first = GPT_RESERVED  # first usable LBA
+        self.last = total_sectors - GPT_RESERVED  # last usable LBA (the backup table follows)
+        self.total = total_sectors
+        self.used: list[tuple[int, int]] = []
+
+    def free_blocks(self) -> list[tuple[int, int]]:
+        blocks, cursor = [], self.first
+        for s, e in sorted(self.used):
+            if s > cursor:
+                blocks.append((cursor, s - 1))
+            cursor = max(cursor, e + 1)
+        if cursor <= self.last:
+            blocks.append((cursor, self.last))
+        return blocks
+
+    def alignment(self) -> int:
+        if not self.used:
+            return DEFAULT_ALIGNMENT
+        align = DEFAULT_ALIGNMENT
+        for s, _ in self.used:
+            while align > 1 and s % align:
+                align //= 2
+        if align < 8 and self.total > SMALLEST_ADVANCED_FORMAT:
+            align = 8
+        return align
+
+    def block_of(self, sector: int) -> tuple[int, int] | None:
+        return next(((s, e) for s, e in self.free_blocks() if s <= sector <= e), None)
+
+
+def _create(table: _Table, spec: PartitionSpec) -> tuple[int, int]:
+    """Where `sgdisk --align-end --new=i:start:end` puts the partition; ValueError if it cannot."""
+    align = spec.alignment or table.alignment()
+    blocks = table.free_blocks()
+    if not blocks:
+        raise ValueError("no free space is left on the disk")
+    m = _VALUE.match(spec.start)
+    if not m:
+        raise ValueError(f"start {spec.start!r} is not sgdisk syntax")
+    sign, amount, unit = m.group(1), int(m.group(2)), m.group(3)
+    if sign == "" and amount == 0:
+        largest = max(blocks, key=lambda b: b[1] - b[0])  # the first of equal blocks
+        start = largest[0]
+    elif sign == "+":
+        start = blocks[0][0] + _sectors(amount, unit)
+    elif sign == "-":
+        start = table.last - _sectors(amount, unit)
+    else:
+        start = _sectors(amount, unit)
+    block = table.block_of(start)
+    if block is None:
+        raise ValueError(f"its start sector {start} is not free")
+    if start % align and start + align - start % align <= block[1]:
+        start += align - start % align  # sgdisk aligns only within the same free block
+    m = _VALUE.match(spec.end)
+    if not m:
+        raise ValueError(f"end {spec.end!r} is not sgdisk syntax")
+    sign, amount, unit = m.group(1), int(m.group(2)), m.group(3)
+    size = _sectors(amount, unit)
+    if sign == "+":
+        end = start + size - 1
+    elif sign == "-":
+        aligned_last = (block[1] + 1) // align * align - 1
+        end = (aligned_last if aligned_last >= start else block[1]) - size
+    else:
+        end = size
+    if end > block[1] or end < start:
+        wanted = (
+            f"{_human(end - start + 1)} from sector {start}" if end >= start else f"to end at sector {end}"
+        )
+        raise ValueError(f"it needs {wanted}, but only {_human(block[1] - start + 1)} are free there")
+    return start, end
+
+
+def plan_gpt(gpt: Gpt, parent_type: str, parent_name: str, disk_bytes: int) -> list[PlannedPartition]:
+    table = _Table(disk_bytes // SECTOR)
+    planned = []
+    for number, spec in enumerate(resolve(gpt, parent_type, parent_name), start=1):
+        try:
+            start, end = _create(table, spec)
+        except ValueError as e:
+            raise PartitionFailedError(spec.key, f"sgdisk cannot create partition {number}: {e}") from None
+        table.used.append((start, end))
+        planned.append(PlannedPartition(number, spec.name, spec.label, spec.type_code, start, end))
+    return planned
+
+
+class PartitionPlanError(DiskoError):
+    """The table cannot be made: a partition does not fit or the disk has no such table."""
+
+
+class PartitionFailedError(Exception):
+    """One partition that sgdisk would refuse (key of the partition, reason)."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(reason)
+        self.key, self.reason = key, reason
+
+
+def partition_plan(layout: DiskLayout, disk_name: str, disk_bytes: int) -> list[PlannedPartition]:
+    """The GPT that disko would write on disk `disk_name` of `disk_bytes` bytes."""
+    disk = layout.disk.get(disk_name)
+    if disk is None:
+        raise PartitionPlanError(
+            [Problem(f"disk.{disk_name}", f"no such disk; disks are {', '.join(layout.disk)}")]
+        )
+    if not isinstance(disk.content, Gpt):
+        raise PartitionPlanError([Problem(f"disk.{disk_name}.content", "holds no gpt partition table")])
+    gpt = disk.content
+    try:
+        return plan_gpt(gpt, "disk", disk.name or disk_name.replace("/", "_"), disk_bytes)
+    except PartitionFailedError as e:
+        raise PartitionPlanError(
+            [Problem(f"disk.{disk_name}.content.partitions.{e.key}", e.reason)]
+        ) from None
