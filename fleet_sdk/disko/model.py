@@ -1,15 +1,15 @@
 """Every disko device and content type with its options (reference/disko.md §2), as pydantic models.
 
 Field names are disko's own option names, so a layout reads like the disko documentation and JSON
-maps one to one. Unknown options are errors. Only what was set is emitted again (`to_disko`), plus
-the `type` tags disko requires.
+maps one to one. Unknown options are errors. Only what was set is emitted again (`to_disko`); `type`
+is required where disko dispatches on it and defaulted where disko defaults it.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 _GUID = r"[A-Fa-f0-9]{8}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{12}"
 ABSPATH_PATTERN = r"^/"
@@ -38,18 +38,6 @@ class Node(BaseModel):
     postMountHook: str | None = None  # noqa: N815
     preUnmountHook: str | None = None  # noqa: N815
     postUnmountHook: str | None = None  # noqa: N815
-
-
-def _default_type(tag: str) -> Any:
-    """For node kinds where disko defaults `type`: accept it missing, and record it as given so that
-    it is emitted again (disko requires it on output paths that are type-dispatched)."""
-
-    def fill(cls: type[BaseModel], data: Any) -> Any:
-        if isinstance(data, dict) and "type" not in data:
-            return {**data, "type": tag}
-        return data
-
-    return model_validator(mode="before")(classmethod(fill))  # type: ignore[arg-type]
 
 
 class Content(Node):
@@ -221,7 +209,6 @@ class Disk(Node):
     imageName: str | None = None  # noqa: N815
     imageSize: ImageSize | None = None  # noqa: N815
     content: DeviceContent | None = None
-    _fill = _default_type("disk")
 
 
 class Mdadm(Node):
@@ -231,7 +218,6 @@ class Mdadm(Node):
     metadata: Literal["1", "1.0", "1.1", "1.2", "default", "ddf", "imsm"] = "default"
     extraArgs: list[str] = Field(default_factory=list)  # noqa: N815
     content: DeviceContent | None = None
-    _fill = _default_type("mdadm")
 
 
 ZpoolMode = Literal["", "mirror", "raidz", "raidz1", "raidz2", "raidz3"]
@@ -289,7 +275,6 @@ class Zpool(Node):
     mountpoint: AbsPath | None = None
     mountOptions: list[str] = Field(default_factory=lambda: ["defaults"])  # noqa: N815
     datasets: dict[str, Dataset] = Field(default_factory=dict)
-    _fill = _default_type("zpool")
 
 
 class LogicalVolume(Node):
@@ -317,7 +302,6 @@ class Nodev(Node):
     device: str | None = None
     mountpoint: AbsPath | None = None
     mountOptions: list[str] = Field(default_factory=lambda: ["defaults"])  # noqa: N815
-    _fill = _default_type("nodev")
 
 
 class BcachefsSubvolume(BaseModel):

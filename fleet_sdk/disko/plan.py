@@ -5,7 +5,8 @@ priority order. This module replays sgdisk's arithmetic (checked against real sg
 in the tests):
 - each run re-derives the alignment from the existing partitions' starts: the largest power of two
   (at most 2048 sectors) dividing them all, 2048 on an empty table; `--set-alignment` overrides it;
-- start "0" is the first sector of the largest free block; a start is rounded up to the alignment;
+- start "0" is the first sector of the largest free block; an unaligned start moves down to the
+  boundary when that space is free, else up; a "+size" end counts from the start as requested;
 - an end relative to the end ("-0", "-1G") counts back from the free block's last sector rounded
   down so that end+1 is aligned (`--align-end`); "+size" ends are exact (start + size - 1);
 - an alignment that would leave the free block is dropped, so a second "100%" partition does not
@@ -139,6 +140,19 @@ class _Table:
         return next(((s, e) for s, e in self.free_blocks() if s <= sector <= e), None)
 
 
+def _align(block: tuple[int, int], start: int, align: int) -> int:
+    """gdisk's Align(): the boundary below if the space up to the start is free, else the one above
+    if it is free, else the start as given."""
+    if start % align == 0:
+        return start
+    earlier = start - start % align
+    if earlier >= block[0]:
+        return earlier
+    if earlier + align <= block[1]:
+        return earlier + align
+    return start
+
+
 def _create(table: _Table, spec: PartitionSpec) -> tuple[int, int]:
     """Where `sgdisk --align-end --new=i:start:end` puts the partition; ValueError if it cannot."""
     align = spec.alignment or table.alignment()
@@ -149,11 +163,12 @@ def _create(table: _Table, spec: PartitionSpec) -> tuple[int, int]:
     if not m:
         raise ValueError(f"start {spec.start!r} is not sgdisk syntax")
     sign, amount, unit = m.group(1), int(m.group(2)), m.group(3)
+    # sgdisk aligns its default start (the first sector of the largest free block) before using it
+    low = _align(max(blocks, key=lambda b: b[1] - b[0]), max(blocks, key=lambda b: b[1] - b[0])[0], align)
     if sign == "" and amount == 0:
-        largest = max(blocks, key=lambda b: b[1] - b[0])  # the first of equal blocks
-        start = largest[0]
+        start = low
     elif sign == "+":
-        start = blocks[0][0] + _sectors(amount, unit)
+        start = low + _sectors(amount, unit)
     elif sign == "-":
         start = table.last - _sectors(amount, unit)
     else:
@@ -161,20 +176,19 @@ def _create(table: _Table, spec: PartitionSpec) -> tuple[int, int]:
     block = table.block_of(start)
     if block is None:
         raise ValueError(f"its start sector {start} is not free")
-    if start % align and start + align - start % align <= block[1]:
-        start += align - start % align  # sgdisk aligns only within the same free block
     m = _VALUE.match(spec.end)
     if not m:
         raise ValueError(f"end {spec.end!r} is not sgdisk syntax")
     sign, amount, unit = m.group(1), int(m.group(2)), m.group(3)
     size = _sectors(amount, unit)
     if sign == "+":
-        end = start + size - 1
+        end = start + size - 1  # from the requested start, before alignment moves it
     elif sign == "-":
         aligned_last = (block[1] + 1) // align * align - 1
         end = (aligned_last if aligned_last >= start else block[1]) - size
     else:
         end = size
+    start = _align(block, start, align)
     if end > block[1] or end < start:
         wanted = (
             f"{_human(end - start + 1)} from sector {start}" if end >= start else f"to end at sector {end}"
@@ -224,3 +238,60 @@ def partition_plan(layout: DiskLayout, disk_name: str, disk_bytes: int) -> list[
         raise PartitionPlanError(
             [Problem(f"disk.{disk_name}.content.partitions.{e.key}", e.reason)]
         ) from None
+
+
+@dataclass(frozen=True)
+class PlannedVolume:
+    name: str
+    priority: int
+    lvcreate: tuple[str, ...]  # the size arguments disko passes
+
+
+def lv_plan(layout: DiskLayout, vg_key: str) -> list[PlannedVolume]:
+    """LVs of a volume group in creation order, with their lvcreate size arguments (disko §4)."""
+    vg = layout.lvm_vg[vg_key]
+    out = []
+    for key in sorted(vg.lvs, key=lambda k: k.encode()):
+        lv = vg.lvs[key]
+        default = (501 if lv.lvm_type == "thin-pool" else 1000) + (251 if "100%" in lv.size else 0)
+        if lv.lvm_type == "thinlv":
+            args: tuple[str, ...] = ("-V", lv.size, f"--thinpool={lv.pool}")
+        elif "%" in lv.size:
+            args = ("-l", lv.size + "FREE" if lv.size.endswith("%") else lv.size)
+        else:
+            args = ("-L", lv.size)
+        out.append(PlannedVolume(lv.name or key, lv.priority if lv.priority is not None else default, args))
+    return sorted(out, key=lambda v: v.priority)
+
+
+def zpool_vdev_args(layout: DiskLayout, pool_key: str) -> list[str]:
+    """The vdev part of `zpool create` for a topology pool: plain vdevs first, then spare, log,
+    dedup, special and cache; disk names stand for their `zfs` partition (disko §2.1)."""
+    from fleet_sdk.disko.model import TopologyMode, Vdev
+
+    pool = layout.zpool[pool_key]
+    if not isinstance(pool.mode, TopologyMode):
+        raise ValueError(f"zpool.{pool_key} has no topology")
+    t = pool.mode.topology
+
+    def device(member: str) -> str:
+        return member if member.startswith("/") else f"/dev/disk/by-partlabel/disk-{member}-zfs"
+
+    def vdevs(items: list[Vdev]) -> list[str]:
+        out: list[str] = []
+        for v in sorted(items, key=lambda v: v.mode != ""):  # stable: empty modes first
+            out += ([v.mode] if v.mode else []) + [device(m) for m in v.members]
+        return out
+
+    args = vdevs(t.vdev)
+    if t.spare:
+        args += ["spare", *map(device, t.spare)]
+    for keyword, items in (("log", t.log), ("dedup", t.dedup)):
+        if items:
+            args += [keyword, *vdevs(items)]
+    special = t.special if isinstance(t.special, list) else [t.special] if t.special else []
+    if special:
+        args += ["special", *vdevs(special)]
+    if t.cache:
+        args += ["cache", *map(device, t.cache)]
+    return args
