@@ -23,9 +23,10 @@ def ensure_dir(path: Path, mode: int = 0o700) -> None:
             d.mkdir(mode=mode)
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace `path` with `data` in one rename; readers see the old or the new file, never a mix."""
-    ensure_dir(path.parent)
+def write_atomic(path: Path, data: bytes, mode: int = 0o600, dir_mode: int = 0o700) -> None:
+    """Replace `path` with `data` in one rename; readers see the old or the new file, never a mix.
+    Missing parent directories are created with `dir_mode`."""
+    ensure_dir(path.parent, dir_mode)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
@@ -45,12 +46,12 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.close(dir_fd)
 
 
-def write_if_changed(path: Path, data: bytes, mode: int = 0o600) -> bool:
+def write_if_changed(path: Path, data: bytes, mode: int = 0o600, dir_mode: int = 0o700) -> bool:
     """Write only when the content differs (keeps mtimes and git status quiet). True if written."""
     try:
         if path.read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
-    write_atomic(path, data, mode)
+    write_atomic(path, data, mode, dir_mode)
     return True

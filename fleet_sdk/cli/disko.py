@@ -17,6 +17,11 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
         "render", parents=[parent], help="print machines/<MACHINE>/disko.json as the install step writes it"
     )
     render.add_argument("machine")
+    render.add_argument(
+        "--write",
+        action="store_true",
+        help="write machines/<MACHINE>/disko.json in the fleet repository (only if changed; git add)",
+    )
     render.set_defaults(run=run_render)
     check = disko_sub.add_parser(
         "check", parents=[parent], help="check layouts against their hosts and show the partition tables"
@@ -26,11 +31,20 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 
 def run_render(args: argparse.Namespace) -> int:
-    fleet, _ = common.load(args)
+    fleet, settings = common.load(args)
     machine = fleet.machine(args.machine)
     if machine.disks is None:
         raise SpecError(f"machine {machine.name!r}: disks: no layout is declared; set Machine.disks")
-    sys.stdout.write(machine.disks.render())
+    text = machine.disks.render()
+    if not args.write:
+        sys.stdout.write(text)
+        return 0
+    from fleet_sdk import fsutil, git
+
+    path = settings.repo / "machines" / machine.name / "disko.json"
+    changed = fsutil.write_if_changed(path, text.encode(), 0o644, dir_mode=0o755)
+    git.add(settings.repo, [path])
+    print(f"{'wrote' if changed else 'unchanged'}: {path}")
     return 0
 
 
