@@ -5,6 +5,7 @@ the field, or pydantic's `ValidationError` for values of the wrong type.
 """
 
 from fleet_sdk.spec.fleet import PREDEFINED_TAGS, Fleet, effective_tags
+from fleet_sdk.spec.generators import Generator, GeneratorFile, Prompt
 from fleet_sdk.spec.hosts import GcpHost, HetznerHost, Host
 from fleet_sdk.spec.machine import Machine, MachineClass
 from fleet_sdk.spec.services import Role, ServiceInstance
@@ -13,10 +14,13 @@ __all__ = [
     "PREDEFINED_TAGS",
     "Fleet",
     "GcpHost",
+    "Generator",
+    "GeneratorFile",
     "HetznerHost",
     "Host",
     "Machine",
     "MachineClass",
+    "Prompt",
     "Role",
     "ServiceInstance",
     "effective_tags",

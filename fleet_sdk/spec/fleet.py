@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from fleet_sdk.errors import SpecError
+from fleet_sdk.spec.generators import Generator, find_cycle
 from fleet_sdk.spec.machine import Machine
 from fleet_sdk.spec.names import IDENTIFIER
 from fleet_sdk.spec.services import BUILTIN_ROLES, ServiceInstance
@@ -55,6 +56,17 @@ class Fleet(BaseModel):
             return []
         tagged = {m.name for m in self.machines if set(r.tags) & set(effective_tags(m))}
         return sorted(set(r.machines) | tagged)
+
+    def generators_of(self, machine: str) -> list[Generator]:
+        """The machine's generators: its own plus those of every role it plays, each name once."""
+        m = self.machine(machine)
+        found: dict[str, Generator] = {g.name: g for g in m.generators}
+        for inst in self.instances:
+            for role_name, role in inst.roles.items():
+                if role.generators and machine in self.members(inst.name, role_name):
+                    for g in role.generators:
+                        found.setdefault(g.name, g)
+        return [found[n] for n in sorted(found)]
 
     def with_enabled(self, names: Iterable[str] | None) -> Fleet:
         """The same fleet where exactly `names` have cloud resources (None: all machines)."""
@@ -110,4 +122,41 @@ def _fleet_problems(fleet: Fleet) -> list[str]:
                     problems.append(
                         f"{at}.tags: no machine carries tag {tag!r}; tag a machine or remove it from the role"
                     )
+    if not problems:
+        problems += _generator_problems(fleet)
+    return problems
+
+
+def _generator_problems(fleet: Fleet) -> list[str]:
+    """Across machines: shared generators declared alike, dependencies that exist, no cycles."""
+    problems: list[str] = []
+    shared: dict[str, tuple[str, Generator]] = {}
+    per_machine = {m.name: fleet.generators_of(m.name) for m in fleet.machines}
+    for machine, generators in per_machine.items():
+        for g in generators:
+            if not g.share:
+                continue
+            first = shared.setdefault(g.name, (machine, g))
+            if first[1].definition() != g.definition():
+                problems.append(
+                    f"generator {g.name!r}: machines {first[0]!r} and {machine!r} declare this shared generator "
+                    "differently (files, prompts, dependencies, validation or script); make them equal"
+                )
+    for machine, generators in per_machine.items():
+        own = {g.name: g for g in generators}
+        for g in generators:
+            for dep in g.dependencies:
+                target = own.get(dep) or (shared[dep][1] if dep in shared else None)
+                if target is None:
+                    problems.append(
+                        f"machine {machine!r}: generator {g.name!r}: dependency {dep!r} is no generator of this "
+                        "machine and no shared generator"
+                    )
+                elif g.share and not target.share:
+                    problems.append(
+                        f"generator {g.name!r}: a shared generator cannot depend on the per-machine generator {dep!r}"
+                    )
+        edges = {g.name: [d for d in g.dependencies if d in own] for g in generators}
+        if cycle := find_cycle(edges):
+            problems.append(f"machine {machine!r}: generators depend on each other in a cycle: {' -> '.join(cycle)}")
     return problems

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from fleet_sdk.catalog import ServerShape, gcp, hetzner
 from fleet_sdk.disko import DiskLayout
 from fleet_sdk.errors import SpecError
+from fleet_sdk.spec.generators import Generator
 from fleet_sdk.spec.hosts import GcpHost, HetznerHost
 from fleet_sdk.spec.names import GCE_NAME, IDENTIFIER, LABEL_KEY, LABEL_VALUE, hostname_problem
 
@@ -30,6 +31,7 @@ class Machine(BaseModel):
     enabled: bool = True
     host: Annotated[HetznerHost | GcpHost, Field(discriminator="kind")] | None = None
     disks: DiskLayout | None = None  # partitioned by disko at install; checked against the host
+    generators: tuple[Generator, ...] = ()  # vars of this machine (service roles may add more)
 
     @model_validator(mode="after")
     def _check(self) -> Machine:
@@ -97,9 +99,7 @@ def _machine_problems(m: Machine) -> list[str]:
         problems += _gcp_problems(m, m.host)
     shape = m.shape
     if shape and m.system and m.system != shape.system:
-        problems.append(
-            f"system: {m.system!r} does not match the {shape.name} host, which runs {shape.system}"
-        )
+        problems.append(f"system: {m.system!r} does not match the {shape.name} host, which runs {shape.system}")
     if m.disks is not None:
         problems += _disk_problems(m, m.disks, shape)
     return problems
@@ -128,8 +128,7 @@ def _hetzner_problems(m: Machine, host: HetznerHost) -> list[str]:
     problems = _labels_problems(host.labels)
     if host.location not in hetzner.LOCATIONS:
         problems.append(
-            f"host.location: {host.location!r} is not a Hetzner location; "
-            f"choose one of {', '.join(hetzner.LOCATIONS)}"
+            f"host.location: {host.location!r} is not a Hetzner location; choose one of {', '.join(hetzner.LOCATIONS)}"
         )
     if hetzner.server_type(host.server_type) is None:
         problems.append(
@@ -168,8 +167,7 @@ def _gcp_problems(m: Machine, host: GcpHost) -> list[str]:
         return problems
     if host.gpu_type not in gcp.GPU_COUNTS:
         problems.append(
-            f"host.gpu_type: {host.gpu_type!r} is not an attachable GPU; "
-            f"choose one of {', '.join(gcp.GPU_COUNTS)}"
+            f"host.gpu_type: {host.gpu_type!r} is not an attachable GPU; choose one of {', '.join(gcp.GPU_COUNTS)}"
         )
     elif found is not None:
         family = found[1]
@@ -181,7 +179,5 @@ def _gcp_problems(m: Machine, host: GcpHost) -> list[str]:
             )
         elif host.gpu_count not in gcp.GPU_COUNTS[host.gpu_type]:
             counts = ", ".join(map(str, gcp.GPU_COUNTS[host.gpu_type]))
-            problems.append(
-                f"host.gpu_count: {host.gpu_count} {host.gpu_type} cannot be attached; use {counts}"
-            )
+            problems.append(f"host.gpu_count: {host.gpu_count} {host.gpu_type} cannot be attached; use {counts}")
     return problems

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fleet_sdk.spec.generators import Generator
+
 # Roles of clan-core's built-in services; an instance of one of these may only use these roles.
 BUILTIN_ROLES: dict[str, tuple[str, ...]] = {
     "admin": ("default",),
@@ -29,6 +31,7 @@ class Role(BaseModel):
     machines: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     settings: dict[str, Any] = Field(default_factory=dict)
+    generators: tuple[Generator, ...] = ()  # declared by every member of the role
 
 
 class ServiceInstance(BaseModel):
