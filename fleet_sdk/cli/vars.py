@@ -1,28 +1,157 @@
-"""`fleet vars …`: secrets and public values of the fleet repository."""
+"""`fleet vars …`: generated secrets and public values of the fleet repository."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
+from fleet_sdk.cli import common
 
-def register(sub: Any, common: argparse.ArgumentParser) -> None:
+
+def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser("vars", help="generated secrets and public values")
-    vars_sub = p.add_subparsers(dest="vars_command", metavar="COMMAND", required=True)
-    keygen = vars_sub.add_parser(
+    vs = p.add_subparsers(dest="vars_command", metavar="COMMAND", required=True)
+
+    gen = vs.add_parser("generate", parents=[parent], help="run the generators whose files are missing")
+    gen.add_argument("machines", nargs="*", metavar="MACHINE", help="default: every machine")
+    gen.add_argument(
+        "-g",
+        "--generator",
+        action="append",
+        dest="generators",
+        metavar="GEN",
+        help="run these generators (and their dependents) even if complete",
+    )
+    gen.add_argument("--regenerate", action="store_true", help="run every requested generator again")
+    gen.add_argument("--no-sandbox", action="store_true", help="run scripts without bubblewrap")
+    gen.add_argument(
+        "--prompts-file", type=Path, metavar="FILE", help='prompt values as {"<generator>": {"<prompt>": "value"}}'
+    )
+    gen.add_argument("--json", action="store_true", help="print the public values of the machines as JSON")
+    gen.set_defaults(run=run_generate)
+
+    chk = vs.add_parser("check", parents=[parent], help="report missing, outdated or wrongly encrypted vars")
+    chk.add_argument("machines", nargs="*", metavar="MACHINE")
+    chk.set_defaults(run=run_check)
+
+    lst = vs.add_parser("list", parents=[parent], help="the vars of a machine (secrets masked)")
+    lst.add_argument("machine")
+    lst.set_defaults(run=run_list)
+
+    get = vs.add_parser("get", parents=[parent], help="print one var (secrets decrypted with your key)")
+    get.add_argument("machine")
+    get.add_argument("var", metavar="GEN/FILE")
+    get.set_defaults(run=run_get)
+
+    set_ = vs.add_parser("set", parents=[parent], help="store a var read from standard input")
+    set_.add_argument("machine")
+    set_.add_argument("var", metavar="GEN/FILE")
+    set_.set_defaults(run=run_set)
+
+    keygen = vs.add_parser(
         "keygen",
-        parents=[common],
+        parents=[parent],
         help="create your admin age key (unless you have one) and register it in sops/users/",
     )
     keygen.add_argument("--name", help="the user name in sops/users/ (default: $USER)")
     keygen.set_defaults(run=run_keygen)
-    fix = vars_sub.add_parser(
-        "fix",
-        parents=[common],
-        help="re-key every secret whose recipients differ from its member links",
+
+    fix = vs.add_parser(
+        "fix", parents=[parent], help="link machines to their deploy secrets and re-key secrets whose recipients differ"
     )
     fix.set_defaults(run=run_fix)
+
+
+def _progress(done: int, total: int, gid: Any) -> None:
+    if sys.stderr.isatty():
+        width = 30
+        bar = "#" * (width * done // total)
+        print(f"\r[{bar:<{width}}] {done}/{total} {gid}"[:120].ljust(120), end="", file=sys.stderr, flush=True)
+        if done == total:
+            print(file=sys.stderr)
+    elif total >= 10 and (done == total or done % max(1, total // 10) == 0):
+        print(f"generated {done}/{total}", file=sys.stderr)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from fleet_sdk.vars.generate import GenerateOptions, generate, public_values
+    from fleet_sdk.vars.store import VarsStore
+
+    fleet, settings = common.load(args)
+    options = GenerateOptions(
+        machines=args.machines or None,
+        generators=args.generators,
+        regenerate=args.regenerate,
+        sandbox=not args.no_sandbox,
+        prompts_file=args.prompts_file,
+    )
+    result = generate(settings.repo, fleet, options, progress=_progress)
+    if args.json:
+        store = VarsStore(settings.repo)
+        machines = args.machines or [m.name for m in fleet.machines]
+        doc = {m: public_values(store, fleet, m) for m in machines}
+        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    else:
+        for gid in result.generated:
+            print(f"generated {gid}")
+        if not result.generated:
+            print("every generator is up to date")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from fleet_sdk.vars.inspect import check
+    from fleet_sdk.vars.store import VarsStore
+
+    fleet, settings = common.load(args)
+    findings = check(VarsStore(settings.repo), fleet, args.machines or None)
+    for f in findings:
+        print(f)
+    if not findings:
+        print("all vars are present, current and encrypted to their members")
+    return 1 if findings else 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from fleet_sdk.vars.inspect import listing
+    from fleet_sdk.vars.store import VarsStore
+
+    fleet, settings = common.load(args)
+    for line in listing(VarsStore(settings.repo), fleet, fleet.machine(args.machine).name):
+        print(line)
+    return 0
+
+
+def run_get(args: argparse.Namespace) -> int:
+    from fleet_sdk.sops import operator_identities
+    from fleet_sdk.vars.inspect import find_var
+    from fleet_sdk.vars.store import VarsStore
+
+    fleet, settings = common.load(args)
+    gid, _, f = find_var(fleet, fleet.machine(args.machine).name, args.var)
+    value = VarsStore(settings.repo).read(gid, f, operator_identities())
+    if value is None:
+        print(f"error: {args.var} of {args.machine} is not set; run `fleet vars generate`", file=sys.stderr)
+        return 1
+    sys.stdout.buffer.write(value)
+    return 0
+
+
+def run_set(args: argparse.Namespace) -> int:
+    from fleet_sdk.sops import operator_identities
+    from fleet_sdk.vars.inspect import set_var
+    from fleet_sdk.vars.store import VarsStore
+
+    fleet, settings = common.load(args)
+    value = sys.stdin.buffer.read()
+    folder = set_var(
+        VarsStore(settings.repo), fleet, fleet.machine(args.machine).name, args.var, value, operator_identities()
+    )
+    print(f"stored {folder}", file=sys.stderr)
+    return 0
 
 
 def run_keygen(args: argparse.Namespace) -> int:
@@ -31,14 +160,10 @@ def run_keygen(args: argparse.Namespace) -> int:
     repo = Path(args.repo or ".")
     result = keygen(repo, args.name)
     if result.created_key:
-        print(
-            f"created age key {result.public_key} in {result.key_file} (keep it safe: it opens every secret)"
-        )
+        print(f"created age key {result.public_key} in {result.key_file} (keep it safe: it opens every secret)")
     else:
-        where = result.key_file or "SOPS_AGE_KEY"
-        print(f"using age key {result.public_key} from {where}")
-    user_file = repo / "sops" / "users" / result.user / "key.json"
-    print(f"{'wrote' if result.wrote_user else 'unchanged'}: {user_file}")
+        print(f"using age key {result.public_key} from {result.key_file or 'SOPS_AGE_KEY'}")
+    print(f"{'wrote' if result.wrote_user else 'unchanged'}: {repo / 'sops' / 'users' / result.user / 'key.json'}")
     for d in result.rekeyed:
         print(f"re-keyed: {d / 'secret'}")
     for d in result.stuck:
@@ -52,9 +177,15 @@ def run_keygen(args: argparse.Namespace) -> int:
 def run_fix(args: argparse.Namespace) -> int:
     from fleet_sdk.keys import SopsTree, rekey_all
     from fleet_sdk.sops import operator_identities
+    from fleet_sdk.vars.inspect import fix
+    from fleet_sdk.vars.store import VarsStore
 
-    repo = Path(args.repo or ".")
-    changed, stuck = rekey_all(SopsTree(repo), operator_identities())
+    identities = operator_identities()
+    if args.repo and not (args.project or Path("Pulumi.yaml").exists()):
+        changed, stuck = rekey_all(SopsTree(Path(args.repo)), identities)  # no fleet: links only
+    else:
+        fleet, settings = common.load(args)
+        changed, stuck = fix(VarsStore(settings.repo), fleet, identities)
     for d in changed:
         print(f"re-keyed: {d / 'secret'}")
     for d in stuck:

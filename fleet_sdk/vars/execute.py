@@ -1,0 +1,121 @@
+"""Running one generator (reference/clan.md §1.5): lay out $in, $prompts and $out in a private
+temp folder (in RAM when /dev/shm exists, so plaintexts do not reach a disk), run the script in the
+sandbox or call the Python function, then collect exactly the declared files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from fleet_sdk import bwrap
+from fleet_sdk.errors import FleetError
+from fleet_sdk.runner import CommandError
+from fleet_sdk.spec.generators import Generator
+from fleet_sdk.vars.store import GeneratorId
+
+
+class GeneratorError(FleetError):
+    """A generator failed or did not produce what it declares; nothing of it was stored."""
+
+
+def _private_tmp() -> str | None:
+    shm = Path("/dev/shm")  # noqa: S108 (mkdtemp makes a private 0700 folder in it)
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def run_generator(
+    gid: GeneratorId,
+    g: Generator,
+    inputs: dict[str, dict[str, bytes]],
+    prompts: dict[str, str],
+    sandbox: bool = True,
+    timeout: float | None = 600,
+) -> dict[str, bytes]:
+    """The generator's files by name. Raises GeneratorError naming the generator and what to do."""
+    tmp = Path(tempfile.mkdtemp(prefix="vars-", dir=_private_tmp())).resolve()
+    try:
+        in_dir, out_dir, prompt_dir = tmp / "in", tmp / "out", tmp / "prompts"
+        for d in (in_dir, out_dir, prompt_dir):
+            d.mkdir(mode=0o700)
+        for dep, files in inputs.items():
+            for name, data in files.items():
+                _write(in_dir / dep / name, data)
+        for name, value in prompts.items():
+            _write(prompt_dir / name, value.encode())
+        for p in g.prompts:
+            if p.persist:  # clan copies persisted prompts to $out before the script runs
+                _write(out_dir / p.name, prompts[p.name].encode())
+        if g.python is not None:
+            try:
+                g.python(inputs, prompts, out_dir)
+            except FleetError:
+                raise
+            except Exception as e:
+                raise GeneratorError(f"generator {gid}: {type(e).__name__}: {e}") from e
+        else:
+            _run_script(gid, g, tmp, in_dir, out_dir, prompt_dir, sandbox, timeout)
+        return _collect(gid, g, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run_script(
+    gid: GeneratorId,
+    g: Generator,
+    tmp: Path,
+    in_dir: Path,
+    out_dir: Path,
+    prompt_dir: Path,
+    sandbox: bool,
+    timeout: float | None,
+) -> None:
+    dirs, missing = bwrap.tool_dirs(g.runtime_inputs)
+    if missing:
+        raise GeneratorError(f"generator {gid}: runtime inputs not found on PATH: {', '.join(missing)}; install them")
+    if sandbox and not bwrap.available():
+        raise GeneratorError(
+            f"generator {gid}: bubblewrap (bwrap) is not installed, so the script cannot run sandboxed; "
+            "install bubblewrap or pass --no-sandbox"
+        )
+    env = {
+        "in": str(in_dir),
+        "out": str(out_dir),
+        "prompts": str(prompt_dir),
+        "PATH": ":".join([*dirs, "/usr/bin", "/bin"]),
+        "HOME": str(tmp),
+        "LANG": "C.UTF-8",
+    }
+    script = "set -euo pipefail\n" + (g.script or "")
+    try:
+        bwrap.run_script(tmp, script, env, timeout, sandbox, hint="")
+    except CommandError as e:
+        status = "timed out" if e.returncode is None else f"failed with exit code {e.returncode}"
+        tail = "\n".join(e.stderr.strip().splitlines()[-15:])
+        raise GeneratorError(
+            f"generator {gid}: its script {status}; nothing of it was stored" + (f"\n{tail}" if tail else "")
+        ) from None
+
+
+def _collect(gid: GeneratorId, g: Generator, out_dir: Path) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for f in g.all_files:
+        path = out_dir / f.name
+        if not path.is_file() or path.is_symlink():
+            produced = sorted(p.name for p in out_dir.iterdir()) or ["nothing"]
+            raise GeneratorError(
+                f"generator {gid} did not generate a file for {f.name!r} (it produced: {', '.join(produced)})"
+            )
+        data = path.read_bytes()
+        if f.secret and not data:
+            raise GeneratorError(f"generator {gid} produced an empty secret {f.name!r}; secrets must not be empty")
+        files[f.name] = data
+    return files

@@ -1,0 +1,199 @@
+"""`fleet vars generate`: plan, then run generators in dependency order, in parallel where they are
+independent, storing each generator's files as one unit (reference/clan.md §4).
+
+A lock on the repository serialises concurrent runs. A generator that fails (or a run that is
+killed) leaves the store as it was for that generator; generators stored before it stay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fleet_sdk import git
+from fleet_sdk.sops import operator_identities
+from fleet_sdk.spec import Fleet
+from fleet_sdk.vars import prompts as prompt_values
+from fleet_sdk.vars.execute import GeneratorError, run_generator
+from fleet_sdk.vars.selection import Node, select
+from fleet_sdk.vars.store import GeneratorId, VarsStore, cleanup_staging, generator_id
+
+Progress = Callable[[int, int, GeneratorId], None]
+
+
+@dataclass
+class GenerateOptions:
+    machines: list[str] | None = None
+    generators: list[str] | None = None
+    regenerate: bool = False
+    sandbox: bool = True
+    prompts_file: Path | None = None
+    interactive: bool | None = None
+    jobs: int | None = None
+    identities: list[str] | None = None  # default: the operator's (SOPS_AGE_KEY, key file)
+
+
+@dataclass
+class GenerateResult:
+    generated: list[GeneratorId] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def repository_lock(repo: Path) -> Iterator[None]:
+    """An exclusive lock per repository: in .git when there is one, else in the temp folder."""
+    git_dir = repo / ".git"
+    if git_dir.is_dir():
+        path = git_dir / "fleet-vars.lock"
+    else:
+        digest = hashlib.sha256(str(repo.resolve()).encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"fleet-vars-{digest}.lock"
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _inputs(store: VarsStore, fleet: Fleet, node: Node, identities: list[str]) -> dict[str, dict[str, bytes]]:
+    """$in: every file (secret or public) of every dependency, by dependency name."""
+    out: dict[str, dict[str, bytes]] = {}
+    machine = node.machines[0]
+    own = {g.name: g for g in fleet.generators_of(machine)}
+    for dep in node.deps:
+        generator = own.get(dep.name)
+        if generator is None:
+            raise GeneratorError(f"generator {node.gid}: its dependency {dep} is not declared by {machine}")
+        files: dict[str, bytes] = {}
+        for f in generator.all_files:
+            value = store.read(dep, f, identities)
+            if value is None:
+                raise GeneratorError(f"generator {node.gid}: input {dep.name}/{f.name} is missing; generate {dep.name}")
+            files[f.name] = value
+        out[dep.name] = files
+    return out
+
+
+def generate(
+    repo: Path, fleet: Fleet, options: GenerateOptions | None = None, progress: Progress | None = None
+) -> GenerateResult:
+    options = options or GenerateOptions()
+    store = VarsStore(repo)
+    identities = options.identities if options.identities is not None else operator_identities()
+    result = GenerateResult()
+    with repository_lock(repo):
+        cleanup_staging(store.root)
+        steps = select(
+            fleet,
+            lambda n: store.complete(n.gid, n.generator),
+            options.machines,
+            options.generators,
+            options.regenerate,
+        )
+        if not steps:
+            return result
+        needs_secrets = any(f.secret for n in steps for f in n.generator.all_files)
+        admin = store.sops.admin(identities) if needs_secrets or any(n.deps for n in steps) else ""
+        file_values = prompt_values.load_file(options.prompts_file)
+        answers = {
+            n.gid: prompt_values.resolve(
+                n.generator,
+                file_values,
+                functools.partial(_previous, store, n, identities=identities),
+                options.regenerate,
+                options.interactive,
+            )
+            for n in steps
+        }
+        # machine keys before any secret is encrypted to them (clan.md §3.2)
+        for machine in sorted(
+            {m for n in steps for f in n.generator.all_files if f.secret and f.deploy for m in n.machines}
+        ):
+            _, created = store.sops.ensure_machine_key(machine, identities)
+            if created:
+                git.add(repo, [store.sops.member_dir("machines", machine), store.sops.secret_dir(f"{machine}-age.key")])
+        _run_all(store, fleet, steps, answers, options, identities, admin, result, progress)
+    return result
+
+
+def _previous(store: VarsStore, node: Node, name: str, *, identities: list[str]) -> str | None:
+    files = {f.name: f for f in node.generator.all_files}
+    f = files.get(name)
+    if f is None:
+        return None
+    value = store.read(node.gid, f, identities)
+    return value.decode() if value is not None else None
+
+
+def _run_all(
+    store: VarsStore,
+    fleet: Fleet,
+    steps: list[Node],
+    answers: dict[GeneratorId, dict[str, str]],
+    options: GenerateOptions,
+    identities: list[str],
+    admin: str,
+    result: GenerateResult,
+    progress: Progress | None,
+) -> None:
+    pending = {n.gid: n for n in steps}
+    waiting_on = {n.gid: {d for d in n.deps if d in pending} for n in steps}
+    write_lock = threading.Lock()
+    done_count = 0
+    jobs = options.jobs or min(8, (os.cpu_count() or 2) * 2)
+
+    def work(node: Node) -> None:
+        inputs = _inputs(store, fleet, node, identities)
+        outputs = run_generator(node.gid, node.generator, inputs, answers[node.gid], options.sandbox)
+        with write_lock:
+            written = store.replace_generator(node.gid, node.generator, outputs, list(node.machines), admin)
+            git.add(store.repo, written)
+            result.written += written
+            result.generated.append(node.gid)
+
+    running: dict[Future[None], GeneratorId] = {}
+    failure: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        while (pending or running) and failure is None:
+            for gid in sorted(
+                (g for g, w in waiting_on.items() if not w and g in pending), key=lambda g: (g.machine or "", g.name)
+            ):
+                running[pool.submit(work, pending.pop(gid))] = gid
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                gid = running.pop(future)
+                if (error := future.exception()) is not None:
+                    failure = failure or error
+                    continue
+                done_count += 1
+                if progress:
+                    progress(done_count, len(steps), gid)
+                for others in waiting_on.values():
+                    others.discard(gid)
+                waiting_on.pop(gid, None)
+        for future in list(running):  # let the ones in flight finish and be stored
+            with contextlib.suppress(BaseException):
+                future.result()
+    if failure is not None:
+        raise failure
+
+
+def public_values(store: VarsStore, fleet: Fleet, machine: str) -> dict[str, str]:
+    """`<generator>/<file>` -> value of every public file of the machine's generators that exists."""
+    out = {}
+    for g in fleet.generators_of(machine):
+        gid = generator_id(g, machine)
+        for f in g.all_files:
+            if not f.secret and (value := store.public(gid, f.name)) is not None:
+                out[f"{g.name}/{f.name}"] = value.decode(errors="replace")
+    return out

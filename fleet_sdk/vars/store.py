@@ -1,0 +1,188 @@
+"""The vars store: vars/ of the fleet repository in clan's layout (reference/clan.md §2).
+
+    vars/per-machine/<m>/<gen>/<file>/value | secret (+ member links)
+    vars/shared/<gen>/<file>/…
+    vars/<rel_dir>/.validation-hash
+
+A generator's whole folder is replaced in one step: the new folder is built beside the old one (same
+depth, so relative member links stay right) and swapped in with renameat2(RENAME_EXCHANGE), so a
+reader or a crash sees the old or the new generator, never a mix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from typing_extensions import override
+
+from fleet_sdk import fsutil
+from fleet_sdk.keys import SopsTree
+from fleet_sdk.sops.document import decrypt
+from fleet_sdk.spec.generators import Generator, GeneratorFile
+
+VALIDATION_HASH = ".validation-hash"
+
+
+@dataclass(frozen=True)
+class GeneratorId:
+    """A generator where it lives: per machine, or shared (machine None)."""
+
+    name: str
+    machine: str | None
+
+    @property
+    def rel_dir(self) -> str:
+        return f"shared/{self.name}" if self.machine is None else f"per-machine/{self.machine}/{self.name}"
+
+    @override
+    def __str__(self) -> str:
+        return f"{self.name} (shared)" if self.machine is None else f"{self.name} (machine {self.machine})"
+
+
+def generator_id(g: Generator, machine: str) -> GeneratorId:
+    return GeneratorId(g.name, None if g.share else machine)
+
+
+class VarsStore:
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self.root = repo / "vars"
+        self.sops = SopsTree(repo)
+
+    def dir(self, gid: GeneratorId) -> Path:
+        return self.root / gid.rel_dir
+
+    def file_dir(self, gid: GeneratorId, file: str) -> Path:
+        return self.dir(gid) / file
+
+    def exists(self, gid: GeneratorId, f: GeneratorFile) -> bool:
+        return (self.file_dir(gid, f.name) / ("secret" if f.secret else "value")).is_file()
+
+    def validation_ok(self, gid: GeneratorId, g: Generator) -> bool:
+        path = self.dir(gid) / VALIDATION_HASH
+        stored = path.read_text() if path.is_file() else None
+        return stored == g.validation_hash
+
+    def complete(self, gid: GeneratorId, g: Generator) -> bool:
+        """clan's `exists`: every declared file stored and the validation hash current (§4.1)."""
+        return all(self.exists(gid, f) for f in g.all_files) and self.validation_ok(gid, g)
+
+    def public(self, gid: GeneratorId, file: str) -> bytes | None:
+        path = self.file_dir(gid, file) / "value"
+        return path.read_bytes() if path.is_file() else None
+
+    def secret(self, gid: GeneratorId, file: str, identities: list[str]) -> bytes:
+        path = self.file_dir(gid, file) / "secret"
+        return decrypt(path.read_bytes(), identities, str(path.relative_to(self.repo)))
+
+    def read(self, gid: GeneratorId, f: GeneratorFile, identities: list[str]) -> bytes | None:
+        if not self.exists(gid, f):
+            return None
+        return self.secret(gid, f.name, identities) if f.secret else self.public(gid, f.name)
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def replace_generator(
+        self,
+        gid: GeneratorId,
+        g: Generator,
+        outputs: dict[str, bytes],
+        machines: list[str],
+        admin: str,
+    ) -> list[Path]:
+        """Store a generator's outputs as one unit; returns the paths written (for git add).
+
+        Secrets are encrypted to `machines` (deploy files) and the admin user; member links that
+        the old files had are kept (clan does not wipe them on regenerate)."""
+        final = self.dir(gid)
+        fsutil.ensure_dir(final.parent, 0o755)
+        staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{gid.name}.new-"))
+        try:
+            for f in g.all_files:
+                target = staging / f.name
+                old = final / f.name
+                if f.secret:
+                    fsutil.ensure_dir(target)
+                    _copy_links(old, target)
+                    members = {"users": [admin], "machines": machines if f.deploy else []}
+                    if not f.deploy:
+                        _drop_links(target / "machines")
+                    self.sops.write_secret(target, outputs[f.name], members)
+                else:
+                    fsutil.write_atomic(target / "value", outputs[f.name], 0o644, dir_mode=0o755)
+            if g.validation_hash is not None:
+                fsutil.write_atomic(staging / VALIDATION_HASH, g.validation_hash.encode(), 0o644)
+            os.chmod(staging, 0o755)  # noqa: S103 (public values are readable; secret folders stay 0700)
+            _swap_in(staging, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # after the swap this holds the old folder
+        return [final]
+
+    def set_file(self, gid: GeneratorId, f: GeneratorFile, value: bytes, machines: list[str], admin: str) -> Path:
+        """Replace one file (`fleet vars set`); the validation hash is left alone, as clan does."""
+        folder = self.file_dir(gid, f.name)
+        if f.secret:
+            (folder / "value").unlink(missing_ok=True)
+            members = {"users": [admin], "machines": machines if f.deploy else []}
+            self.sops.write_secret(folder, value, members)
+        else:
+            (folder / "secret").unlink(missing_ok=True)
+            fsutil.write_atomic(folder / "value", value, 0o644, dir_mode=0o755)
+        return folder
+
+
+def _copy_links(old: Path, new: Path) -> None:
+    for kind in ("machines", "users", "groups"):
+        d = old / kind
+        if d.is_dir():
+            fsutil.ensure_dir(new / kind)
+            for link in d.iterdir():
+                if link.is_symlink() and not (new / kind / link.name).exists():
+                    os.symlink(os.readlink(link), new / kind / link.name)
+
+
+def _drop_links(d: Path) -> None:
+    if d.is_dir():
+        for link in d.iterdir():
+            link.unlink()
+        d.rmdir()
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _swap_in(staging: Path, final: Path) -> None:
+    """Make `staging` the generator folder in one step; the old folder ends up at `staging`."""
+    if not final.exists():
+        os.rename(staging, final)
+        staging.mkdir()  # the caller removes it
+        return
+    renameat2 = getattr(_libc, "renameat2", None)
+    if renameat2 is not None:
+        result = renameat2(_AT_FDCWD, bytes(staging), _AT_FDCWD, bytes(final), _RENAME_EXCHANGE)
+        if result == 0:
+            return
+    # no atomic exchange here (old kernel or libc, or a filesystem without it): two renames
+    backup = staging.with_name(staging.name + ".old")
+    os.rename(final, backup)
+    os.rename(staging, final)
+    os.rename(backup, staging)
+
+
+def cleanup_staging(root: Path) -> None:
+    """Remove staging folders a killed run left behind (they never hold the live generator)."""
+    if not root.is_dir():
+        return
+    for path in root.rglob(".*.new-*"):
+        if path.is_dir():
+            with contextlib.suppress(OSError):
+                shutil.rmtree(path)
