@@ -66,9 +66,7 @@ def measure(n: int = N, rounds: int = 2) -> dict[str, Any]:
             gc.collect()
             start = time.perf_counter()
             fleet = Fleet(name="bench", machines=tuple(m.model_copy() for m in fleet_machines))
-            graph = recorded_graph(
-                lambda fleet=fleet: deploy_fleet(fleet, settings), preview=True, stack="bench"
-            )
+            graph = recorded_graph(lambda fleet=fleet: deploy_fleet(fleet, settings), preview=True, stack="bench")
             best_plan = min(best_plan, time.perf_counter() - start)
             assert len(graph.resources) == 2 * n + 4
     return {

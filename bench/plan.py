@@ -55,18 +55,13 @@ def ours(n: int, settings: StackSettings) -> int:
             for i in range(n)
         ),
     )
-    graph = recorded_graph(
-        lambda: deploy_fleet(fleet, settings), preview=True, project="fleet", stack="bench"
-    )
+    graph = recorded_graph(lambda: deploy_fleet(fleet, settings), preview=True, project="fleet", stack="bench")
     return len(graph.resources)
 
 
 def floor(n: int) -> int:
     def program() -> list[hcloud.Server]:
-        return [
-            hcloud.Server(f"m{i:04d}", server_type="cx23", image="debian-12", location="fsn1")
-            for i in range(n)
-        ]
+        return [hcloud.Server(f"m{i:04d}", server_type="cx23", image="debian-12", location="fsn1") for i in range(n)]
 
     graph = recorded_graph(program, preview=True, project="fleet", stack="bench")
     return len(graph.resources)

@@ -62,17 +62,13 @@ def ours_with_files(workdir: Path, plaintexts: list[bytes], recipient: str, iden
             raise AssertionError(f"{path}: decrypted content differs")
 
 
-def per_file_processes(
-    workdir: Path, plaintexts: list[bytes], recipient: str, key_file: Path, age: str
-) -> None:
+def per_file_processes(workdir: Path, plaintexts: list[bytes], recipient: str, key_file: Path, age: str) -> None:
     for i, plaintext in enumerate(plaintexts):
         source = workdir / f"{i:05d}.txt"
         sealed = workdir / f"{i:05d}.age"
         opened = workdir / f"{i:05d}.out"
         source.write_bytes(plaintext)
-        subprocess.run(
-            [age, "--encrypt", "--armor", "-r", recipient, "-o", str(sealed), str(source)], check=True
-        )
+        subprocess.run([age, "--encrypt", "--armor", "-r", recipient, "-o", str(sealed), str(source)], check=True)
         subprocess.run([age, "--decrypt", "-i", str(key_file), "-o", str(opened), str(sealed)], check=True)
         if opened.read_bytes() != plaintext:
             raise AssertionError(f"{opened}: decrypted content differs")

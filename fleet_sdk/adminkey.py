@@ -45,9 +45,7 @@ def keygen(repo: Path, user: str | None = None, env: Mapping[str, str] | None = 
             raise NoAdminKeyError(f"{key_file} exists but holds no AGE-SECRET-KEY-1… line; fix or move it")
         private, public = age.generate()
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        fsutil.write_atomic(
-            key_file, f"# created: {stamp}\n# public key: {public}\n{private}\n".encode(), 0o600
-        )
+        fsutil.write_atomic(key_file, f"# created: {stamp}\n# public key: {public}\n{private}\n".encode(), 0o600)
         identities, created = [private], True
     public = age.public_key(identities[0])
     tree = SopsTree(repo)

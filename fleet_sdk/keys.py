@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,9 +84,7 @@ class SopsTree:
     def write_keys(self, kind: str, name: str, entries: Iterable[KeyEntry]) -> bool:
         if kind == "users" and not USER_NAME.match(name):
             raise SopsError(f"user name {name!r}: use lower-case letters, digits, '_' and '-', 1-32 long")
-        return fsutil.write_if_changed(
-            self.member_dir(kind, name) / "key.json", key_json_bytes(entries), 0o644
-        )
+        return fsutil.write_if_changed(self.member_dir(kind, name) / "key.json", key_json_bytes(entries), 0o644)
 
     def group_members(self, group: str) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
@@ -136,9 +134,7 @@ class SopsTree:
         if (secret_dir / "machines" / machine).is_symlink():
             return True
         groups = secret_dir / "groups"
-        return groups.is_dir() and any(
-            machine in self.group_members(g.name)["machines"] for g in groups.iterdir()
-        )
+        return groups.is_dir() and any(machine in self.group_members(g.name)["machines"] for g in groups.iterdir())
 
     def add_member(self, secret_dir: Path, kind: str, name: str) -> None:
         """A relative link <secret>/<kind>/<name> -> sops/<kind>/<name>, as clan makes it."""
@@ -150,7 +146,7 @@ class SopsTree:
 
     # -- secrets ---------------------------------------------------------------------------
 
-    def write_secret(self, secret_dir: Path, plaintext: bytes, members: dict[str, Iterable[str]]) -> None:
+    def write_secret(self, secret_dir: Path, plaintext: bytes, members: Mapping[str, Iterable[str]]) -> None:
         """Encrypt `plaintext` to the secret's existing members plus `members`, then link the new ones.
 
         The file is complete before any link appears, so an interrupted write leaves at most
@@ -184,9 +180,7 @@ class SopsTree:
     def admin(self, identities: list[str]) -> str:
         """The user of sops/users/ whose key the operator holds."""
         if not identities:
-            raise NoAdminKeyError(
-                "no admin age key: run `fleet vars keygen`, or set SOPS_AGE_KEY / SOPS_AGE_KEY_FILE"
-            )
+            raise NoAdminKeyError("no admin age key: run `fleet vars keygen`, or set SOPS_AGE_KEY / SOPS_AGE_KEY_FILE")
         mine = {age.public_key(i) for i in identities}
         for user in self.names("users"):
             if mine & set(self.keys_of("users", user)):

@@ -102,9 +102,7 @@ def _evaluate(argv: list[str | Path], subject: str, advice: str, timeout: float)
                 subject, "nix-instantiate is not installed", "install Nix (Debian package nix-bin)"
             ) from None
         if e.returncode is None:
-            raise NixError(
-                subject, f"timed out after {timeout:g} s", "check the file for endless recursion"
-            ) from None
+            raise NixError(subject, f"timed out after {timeout:g} s", "check the file for endless recursion") from None
         raise NixError(subject, _summary(e.stderr), advice) from None
     try:
         return json.loads(done.stdout)
@@ -115,9 +113,7 @@ def _evaluate(argv: list[str | Path], subject: str, advice: str, timeout: float)
 def _summary(stderr: str, lines: int = 12) -> str:
     """The start of Nix's error: warnings (e.g. about nix.conf settings) and the --show-trace hint dropped."""
     kept = [
-        line
-        for line in stderr.strip().splitlines()
-        if not line.startswith("warning:") and "--show-trace" not in line
+        line for line in stderr.strip().splitlines() if not line.startswith("warning:") and "--show-trace" not in line
     ]
     text = "\n".join(kept[:lines]).strip()
     return text.removeprefix("error: ") or "nix-instantiate failed without a message"

@@ -76,9 +76,7 @@ def plan_document(fleet: Fleet, graph: RecordedGraph) -> dict[str, Any]:
     }
 
 
-def make_plan(
-    project_dir: Path, stack: str, overrides: list[str] | None = None, repo: Path | None = None
-) -> Plan:
+def make_plan(project_dir: Path, stack: str, overrides: list[str] | None = None, repo: Path | None = None) -> Plan:
     """Load the stack's config and program and record what `pulumi preview` would register."""
     from fleet_sdk.graph import deploy_fleet
 
@@ -123,9 +121,7 @@ def render_text(plan: Plan) -> str:
             r = resources[urn]
             deps = ", ".join(_short(d) for d in r["dependencies"])
             flags = " [protect]" if r["options"].get("protect") else ""
-            lines.append(
-                f"  + {r['type']:<34} {r['name']}{flags}" + (f"\n      after {deps}" if deps else "")
-            )
+            lines.append(f"  + {r['type']:<34} {r['name']}{flags}" + (f"\n      after {deps}" if deps else ""))
 
     for m in plan.fleet.machines:
         entry = doc["machines"][m.name]

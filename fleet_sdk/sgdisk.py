@@ -142,9 +142,7 @@ def read_table(device: Path, *, timeout: float = DEFAULT_TIMEOUT) -> list[TableE
     info = run(argv, timeout=timeout).stdout.decode(errors="replace")
     blocks = _info_blocks(info)
     if len(blocks) != len(codes):
-        raise SgdiskError(
-            f"could not read `sgdisk --info` for {device}: {len(blocks)} of {len(codes)} partitions"
-        )
+        raise SgdiskError(f"could not read `sgdisk --info` for {device}: {len(blocks)} of {len(codes)} partitions")
     return [_entry(n, codes[n], fields) for n, fields in zip(sorted(codes), blocks, strict=True)]
 
 

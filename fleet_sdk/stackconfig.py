@@ -58,9 +58,7 @@ def _name_list(key: str, raw: str) -> tuple[str, ...]:
     except json.JSONDecodeError:
         value = [part.strip() for part in raw.split(",") if part.strip()]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(
-            f'{key}: expected a list of machine names, e.g. ["cinnabar", "electrum"], got {raw!r}'
-        )
+        raise ConfigError(f'{key}: expected a list of machine names, e.g. ["cinnabar", "electrum"], got {raw!r}')
     return tuple(value)
 
 
@@ -69,9 +67,7 @@ def find_project_dir(start: Path) -> Path:
     for d in (start, *start.parents):
         if (d / "Pulumi.yaml").is_file():
             return d
-    raise ConfigError(
-        f"no Pulumi.yaml in {start} or above; run from the Pulumi project or pass --project DIR"
-    )
+    raise ConfigError(f"no Pulumi.yaml in {start} or above; run from the Pulumi project or pass --project DIR")
 
 
 def default_stack(project_dir: Path) -> str:
@@ -152,9 +148,7 @@ def load_fleet(project_dir: Path, stack: str, settings: StackSettings) -> Fleet:
     """Run stacks/<stack>.py's `build(settings)` and apply fleet:enabled."""
     path = project_dir / "stacks" / f"{stack}.py"
     if not path.is_file():
-        raise StackError(
-            f"stack {stack!r} has no program: create {path.relative_to(project_dir)} defining build()"
-        )
+        raise StackError(f"stack {stack!r} has no program: create {path.relative_to(project_dir)} defining build()")
     module_name = f"fleet_stacks_{stack.replace('-', '_')}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None

@@ -38,9 +38,7 @@ def build(settings: StackSettings) -> Fleet:
             name="scheelite",
             description="GPU node",
             tags=("nixos", "cloud", "gcp", "gpu", "peer"),
-            host=GcpHost(
-                machine_type="n1-standard-8", zone="us-central1-f", gpu_type="nvidia-tesla-t4", gpu_count=1
-            ),
+            host=GcpHost(machine_type="n1-standard-8", zone="us-central1-f", gpu_type="nvidia-tesla-t4", gpu_count=1),
             disks=zfs_root("/dev/sda", boot="uefi"),
         ),
         *(

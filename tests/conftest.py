@@ -18,9 +18,7 @@ def make_deploy_key(repo: Path) -> str:
     assert shutil.which("ssh-keygen"), "ssh-keygen is required (Debian package openssh-client)"
     keydir = repo / ".keys"
     keydir.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(keydir / "id")], check=True
-    )
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(keydir / "id")], check=True)
     public = (keydir / "id.pub").read_text()
     target = repo / DEPLOY_KEY_PUBLIC
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -125,9 +125,7 @@ V8_LVM_SIZES = {
 
 
 def _zfs_disk(name: str) -> dict[str, Any]:
-    return disk(
-        f"/dev/disk/by-id/{name}", {"zfs": {"size": "100%", "content": {"type": "zfs", "pool": "zroot"}}}
-    )
+    return disk(f"/dev/disk/by-id/{name}", {"zfs": {"size": "100%", "content": {"type": "zfs", "pool": "zroot"}}})
 
 
 V9_ZFS_VDEVS_DISKS = [

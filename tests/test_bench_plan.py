@@ -44,7 +44,5 @@ def test_plan_time_against_bare_pulumi():
     ]
     growth = bench.linearity(rows) / bench.linearity(rows, side="floor")
     if growth > MAX_EXTRA_GROWTH:
-        missed.append(
-            f"our per-machine time grows {growth:.2f}x the floor's from 100 to 1000 (> {MAX_EXTRA_GROWTH})"
-        )
+        missed.append(f"our per-machine time grows {growth:.2f}x the floor's from 100 to 1000 (> {MAX_EXTRA_GROWTH})")
     assert not missed, "\n".join([*missed, table])

@@ -59,10 +59,10 @@ def test_check_shows_every_machine_with_its_table(capsys) -> None:
     assert "stibnite" not in out  # darwin: no layout
 
 
-def test_layout_that_cannot_boot_or_fit_is_refused_naming_machine_type_and_partition(
-    tmp_path: Path, capsys
-) -> None:
-    wrong_boot = 'Machine(name="web", host=HetznerHost(server_type="cx22", location="fsn1"), disks=zfs_root(boot="uefi"))'
+def test_layout_that_cannot_boot_or_fit_is_refused_naming_machine_type_and_partition(tmp_path: Path, capsys) -> None:
+    wrong_boot = (
+        'Machine(name="web", host=HetznerHost(server_type="cx22", location="fsn1"), disks=zfs_root(boot="uefi"))'
+    )
     project = write_project(tmp_path / "p1", wrong_boot)
     stack = project / "stacks" / "dev.py"
     stack.write_text("from fleet_sdk.disko import zfs_root\n" + stack.read_text())

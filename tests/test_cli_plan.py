@@ -31,18 +31,14 @@ def test_plan_json_is_the_documented_stable_document(fleet_repo: Path) -> None:
     doc = json.loads(first.stdout)
     assert set(doc) == {"project", "stack", "machines", "resources", "outputs"}
     assert (doc["project"], doc["stack"]) == ("fleet", "prod")
-    assert (
-        doc["machines"]["scheelite"]["class"] == "nixos" and doc["machines"]["argentum"]["class"] == "darwin"
-    )
+    assert doc["machines"]["scheelite"]["class"] == "nixos" and doc["machines"]["argentum"]["class"] == "darwin"
     assert doc["machines"]["cinnabar"]["tags"] == ["cloud", "controller", "hetzner", "nixos"]
     by_urn = {r["urn"]: r for r in doc["resources"]}
     for name, machine in doc["machines"].items():
         assert machine["enabled"] is True
         for urn in machine["resources"]:
             assert by_urn[urn]["machine"] == name
-    server = next(
-        r for r in doc["resources"] if r["type"] == "hcloud:index/server:Server" and r["name"] == "cinnabar"
-    )
+    server = next(r for r in doc["resources"] if r["type"] == "hcloud:index/server:Server" and r["name"] == "cinnabar")
     assert set(server) == {"urn", "type", "name", "parent", "machine", "dependencies", "inputs", "options"}
     assert server["options"]["protect"] is True and server["options"]["ignore_changes"] == [
         "sshKeys",
@@ -58,9 +54,7 @@ def test_plan_text_lists_machines_and_dependencies(fleet_repo: Path) -> None:
     out = fleet_cli("plan", "--repo", str(fleet_repo))
     assert out.returncode == 0, out.stderr
     assert "fleet/prod: 8 machines (4 with cloud resources)" in out.stdout
-    assert (
-        "after hcloud:index/firewall:Firewall::fleet, hcloud:index/sshKey:SshKey::fleet-deploy" in out.stdout
-    )
+    assert "after hcloud:index/firewall:Firewall::fleet, hcloud:index/sshKey:SshKey::fleet-deploy" in out.stdout
     assert "scheelite  nixos  gcp n1-standard-8 us-central1-f +1x nvidia-tesla-t4" in out.stdout
 
 

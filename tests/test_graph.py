@@ -29,9 +29,7 @@ def plan(fleet: Fleet, settings: StackSettings, preview: bool = True) -> Recorde
     return graph
 
 
-def test_each_hetzner_server_depends_on_the_ssh_key_and_firewall(
-    prod: Fleet, settings: StackSettings
-) -> None:
+def test_each_hetzner_server_depends_on_the_ssh_key_and_firewall(prod: Fleet, settings: StackSettings) -> None:
     graph = plan(prod, settings)
     key = graph.one(SSH_KEY, "fleet-deploy")
     firewall = graph.one(HZ_FIREWALL, "fleet")
@@ -46,8 +44,7 @@ def test_each_hetzner_server_depends_on_the_ssh_key_and_firewall(
     assert graph.one(SERVER, "cinnabar").inputs["serverType"] == "cx43"
     assert graph.one(SERVER, "electrum").inputs["serverType"] == "ccx23"
     assert (
-        key.inputs["publicKey"]
-        == (settings.repo / "vars/shared/deploy-key/id_ed25519.pub/value").read_text().strip()
+        key.inputs["publicKey"] == (settings.repo / "vars/shared/deploy-key/id_ed25519.pub/value").read_text().strip()
     )
     rules = {(r["protocol"], r.get("port")) for r in firewall.inputs["rules"]}
     assert {("tcp", "22"), ("udp", "9993")} <= rules
@@ -80,9 +77,7 @@ def test_darwin_machines_have_no_cloud_resources(prod: Fleet, settings: StackSet
     for name in ("stibnite", "blackphos", "rosegold", "argentum"):
         machine = graph.one("fleet:index:Machine", name)
         assert graph.descendants(machine.urn) == []
-    assert not any(
-        r.name in ("stibnite", "blackphos", "rosegold", "argentum") and r.custom for r in graph.resources
-    )
+    assert not any(r.name in ("stibnite", "blackphos", "rosegold", "argentum") and r.custom for r in graph.resources)
 
 
 def test_children_are_parented_and_typed_under_the_fleet(prod: Fleet, settings: StackSettings) -> None:
@@ -110,18 +105,14 @@ def test_preview_and_up_register_the_same_resources(prod: Fleet, settings: Stack
     assert preview.outputs["machines"]["cinnabar"] == {"ipv4": COMPUTED, "ipv6": COMPUTED}
     machines = up.outputs["machines"]
     assert set(machines) == {"cinnabar", "electrum", "galena", "scheelite"}
-    assert machines["cinnabar"]["ipv4"].startswith("192.0.2.") and machines["cinnabar"]["ipv6"].startswith(
-        "2001:db8:"
-    )
+    assert machines["cinnabar"]["ipv4"].startswith("192.0.2.") and machines["cinnabar"]["ipv6"].startswith("2001:db8:")
     assert machines["scheelite"]["ipv4"].startswith("198.51.100.") and "ipv6" not in machines["scheelite"]
     # hcloud wants integer firewall ids: the graph converts the string id
     assert up.one(SERVER, "cinnabar").inputs["firewallIds"] == [int(up.one(HZ_FIREWALL, "fleet").id)]  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("disabled", ["cinnabar", "scheelite", "stibnite"])
-def test_disabling_a_machine_removes_exactly_its_cloud_resources(
-    disabled: str, settings: StackSettings
-) -> None:
+def test_disabling_a_machine_removes_exactly_its_cloud_resources(disabled: str, settings: StackSettings) -> None:
     everyone = prod_fleet()
     enabled = [n for n in everyone.names if n != disabled]
     fewer = prod_fleet([f"fleet:enabled={enabled}".replace("'", '"')])

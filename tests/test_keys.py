@@ -92,9 +92,7 @@ def test_broken_member_link_names_the_link(tree: SopsTree) -> None:
     os.symlink("../../../../../../sops/machines/ghost", secret / "machines/ghost")
     with pytest.raises(sops.BrokenMemberError) as info:
         tree.recipients_of(secret)
-    assert "vars/per-machine/a/gen/file/machines/ghost" in str(info.value) and "fleet vars fix" in str(
-        info.value
-    )
+    assert "vars/per-machine/a/gen/file/machines/ghost" in str(info.value) and "fleet vars fix" in str(info.value)
 
 
 def test_machine_key_creation_rekeys_linked_secrets(tree: SopsTree) -> None:

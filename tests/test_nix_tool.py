@@ -212,7 +212,5 @@ def test_disko_module_is_a_plain_module_with_a_path_root(tmp_path: Path) -> None
 
 def test_disko_module_for_a_machine_without_json(tmp_path: Path) -> None:
     repo = disko_repo(tmp_path)
-    with pytest.raises(
-        nix.NixError, match=r"machines/db/disko.json does not exist: write it with `fleet disko"
-    ):
+    with pytest.raises(nix.NixError, match=r"machines/db/disko.json does not exist: write it with `fleet disko"):
         nix.eval_file(DISKO_NIX, "disko.devices", args={"flakeRoot": repo, "machine": "db"})

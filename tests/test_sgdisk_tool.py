@@ -71,13 +71,9 @@ ALIGNMENT = {
 LAYOUTS: dict[str, list[list[P]]] = {
     "bios": [BIOS],
     "uefi": [[P(1, "0", "+1G", 0, "disk-main-ESP", "EF00"), P(2, "0", "-0", 0, "disk-main-root", "8300")]],
-    "leftovers": [
-        [*BIOS, P(4, "0", "-0", 0, "disk-main-zfs2", "BF00"), P(5, "0", "-0", 0, "disk-main-zfs3", "BF00")]
-    ],
+    "leftovers": [[*BIOS, P(4, "0", "-0", 0, "disk-main-zfs2", "BF00"), P(5, "0", "-0", 0, "disk-main-zfs3", "BF00")]],
     "rerun": [BIOS, [P(3, "0", "-0", 0, "disk-main-root", "8300", uuid=UUID, attributes=(2, 63, 2))]],
-    "odd": [
-        [P(1, "0", "+1M", 0, "disk-vdb-name with spaces", "EFEF"), P(2, "0", "+1M", 0, "it's ünï", "8300")]
-    ],
+    "odd": [[P(1, "0", "+1M", 0, "disk-vdb-name with spaces", "EFEF"), P(2, "0", "+1M", 0, "it's ünï", "8300")]],
     **{name: [commands] for name, (commands, _) in ALIGNMENT.items()},
 }
 

@@ -55,9 +55,7 @@ def _tampered(doc: dict, key: str, part: str) -> dict:
     assert m
     fields = dict(zip(("data", "iv", "tag", "type"), m.groups(), strict=True))
     fields[part] = _flip(fields[part], 3)
-    holder[key] = (
-        f"ENC[AES256_GCM,data:{fields['data']},iv:{fields['iv']},tag:{fields['tag']},type:{fields['type']}]"
-    )
+    holder[key] = f"ENC[AES256_GCM,data:{fields['data']},iv:{fields['iv']},tag:{fields['tag']},type:{fields['type']}]"
     return doc
 
 
@@ -127,9 +125,7 @@ def test_unknown_metadata_keys_and_key_groups_are_read() -> None:
 def test_ssh_ed25519_recipients(tmp_path) -> None:
     import subprocess
 
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(tmp_path / "k")], check=True
-    )
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(tmp_path / "k")], check=True)
     public = (tmp_path / "k.pub").read_text().strip()
     text = sops.encrypt(b"over ssh", [public])
     assert sops.recipients(text) == [public]

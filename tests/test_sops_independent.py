@@ -176,9 +176,7 @@ def test_independent_tools_read_the_real_sops_fixtures(independent: Runner, go_a
         _check(result, plaintext)
         assert result["data_key_hex"] == key_hex, name
         assert result["mac_stored"] == mac, name
-        assert _go_age_unwrap(go_age, tmp_path, result["recipient"], document, identity) == bytes.fromhex(
-            key_hex
-        ), name
+        assert _go_age_unwrap(go_age, tmp_path, result["recipient"], document, identity) == bytes.fromhex(key_hex), name
 
 
 # --- documents written by fleet_sdk ----------------------------------------------------------------------
@@ -284,9 +282,7 @@ def _go_age_unwrap(age: str, tmp_path: Path, recipient: str, document: str, iden
     key_file.write_text(identity + "\n")
     armored = tmp_path / "enc.age"
     armored.write_text(entry["enc"])
-    done = subprocess.run(
-        [age, "--decrypt", "-i", str(key_file), str(armored)], capture_output=True, check=False
-    )
+    done = subprocess.run([age, "--decrypt", "-i", str(key_file), str(armored)], capture_output=True, check=False)
     assert done.returncode == 0, done.stderr.decode()
     assert len(done.stdout) == 32
     return done.stdout

@@ -20,9 +20,7 @@ def hz(**kw: object) -> HetznerHost:
 
 def test_importing_the_spec_leaves_pulumi_unimported() -> None:
     code = "import sys, fleet_sdk.spec, fleet_sdk.stackconfig; print(sorted(m for m in sys.modules if 'pulumi' in m))"
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT)
     assert out.stdout.strip() == "[]"
 
 
@@ -41,11 +39,7 @@ def test_prod_fleet_as_specified(prod: Fleet) -> None:
     assert cinnabar.shape and cinnabar.shape.boot == "bios" and cinnabar.host.protect  # type: ignore[union-attr]
     assert electrum.shape and electrum.shape.boot == "uefi"
     scheelite = prod.machine("scheelite").host
-    assert (
-        isinstance(scheelite, GcpHost)
-        and scheelite.gpu_type == "nvidia-tesla-t4"
-        and scheelite.gpu_count == 1
-    )
+    assert isinstance(scheelite, GcpHost) and scheelite.gpu_type == "nvidia-tesla-t4" and scheelite.gpu_count == 1
     assert prod.machine("galena").shape.boot == "uefi"  # type: ignore[union-attr]
     assert prod.machine("argentum").nix_system == "aarch64-darwin"
     assert prod.members("zerotier", "controller") == ["cinnabar"]
@@ -117,9 +111,7 @@ def _refused(build: object) -> str:
             ["machine 'gpu'", "host.gpu_count", "3"],
         ),
         (
-            lambda: Machine(
-                name="gpu", host=GcpHost(machine_type="n1-standard-8", zone="us-central1-b", gpu_count=1)
-            ),
+            lambda: Machine(name="gpu", host=GcpHost(machine_type="n1-standard-8", zone="us-central1-b", gpu_count=1)),
             ["machine 'gpu'", "host.gpu_count", "gpu_type"],
         ),
         (
@@ -148,9 +140,7 @@ def _refused(build: object) -> str:
             lambda: Fleet(
                 name="f",
                 machines=(Machine(name="a"),),
-                instances=(
-                    ServiceInstance(name="zerotier", roles={"controller": Role(machines=("ghost",))}),
-                ),
+                instances=(ServiceInstance(name="zerotier", roles={"controller": Role(machines=("ghost",))}),),
             ),
             ["instance 'zerotier'", "roles.controller.machines", "'ghost'"],
         ),
@@ -187,9 +177,7 @@ def test_predefined_tags_satisfy_roles() -> None:
     f = Fleet(
         name="f",
         machines=(Machine(name="a"), Machine(name="m", machine_class="darwin")),
-        instances=(
-            ServiceInstance(name="x", module="custom", input="self", roles={"any": Role(tags=("darwin",))}),
-        ),
+        instances=(ServiceInstance(name="x", module="custom", input="self", roles={"any": Role(tags=("darwin",))}),),
     )
     assert f.members("x", "any") == ["m"]
 

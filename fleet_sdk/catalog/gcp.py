@@ -58,12 +58,8 @@ FAMILIES: dict[str, Family] = {
             _NEW,
         ),
         Family("c2", "x86_64", {"standard": (4, 8, 16, 30, 60)}, _NEW),
-        Family(
-            "c2d", "x86_64", {k: (2, 4, 8, 16, 32, 56, 112) for k in ("standard", "highmem", "highcpu")}, _NEW
-        ),
-        Family(
-            "c3", "x86_64", {k: (4, 8, 22, 44, 88, 176) for k in ("standard", "highmem", "highcpu")}, _NEW
-        ),
+        Family("c2d", "x86_64", {k: (2, 4, 8, 16, 32, 56, 112) for k in ("standard", "highmem", "highcpu")}, _NEW),
+        Family("c3", "x86_64", {k: (4, 8, 22, 44, 88, 176) for k in ("standard", "highmem", "highcpu")}, _NEW),
         Family("t2d", "x86_64", {"standard": (1, 2, 4, 8, 16, 32, 48, 60)}, _NEW),
         Family("t2a", "aarch64", {"standard": (1, 2, 4, 8, 16, 32, 48)}, _NEW),
         Family(

@@ -21,9 +21,7 @@ LOCATIONS: dict[str, str] = {
 }
 
 
-def _row(
-    name: str, arch: Architecture, boot: BootMode, vcpus: int, memory_gb: float, disk_gb: int
-) -> ServerShape:
+def _row(name: str, arch: Architecture, boot: BootMode, vcpus: int, memory_gb: float, disk_gb: int) -> ServerShape:
     return ServerShape(name, arch, boot, vcpus, memory_gb, disk_gb)
 
 

@@ -21,17 +21,11 @@ from fleet_sdk.stackconfig import describe_validation_error
 
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--repo", metavar="DIR", help="the fleet repository (default: fleet:repo of the stack, .)"
-    )
-    common.add_argument(
-        "--stack", help="the stack whose config and program to use (default: the project's only stack)"
-    )
+    common.add_argument("--repo", metavar="DIR", help="the fleet repository (default: fleet:repo of the stack, .)")
+    common.add_argument("--stack", help="the stack whose config and program to use (default: the project's only stack)")
     common.add_argument("--project", metavar="DIR", help="the Pulumi project (default: nearest Pulumi.yaml)")
     common.add_argument("--debug", action="store_true", help="show tracebacks")
-    p = argparse.ArgumentParser(
-        prog="fleet", description="Provision, install and deploy a fleet of Nix machines."
-    )
+    p = argparse.ArgumentParser(prog="fleet", description="Provision, install and deploy a fleet of Nix machines.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     plan_cmd.register(sub, common)
     disko_cmd.register(sub, common)

@@ -31,9 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from fleet_sdk.stackconfig import default_stack, find_project_dir
 
     project = Path(args.project) if args.project else find_project_dir(Path.cwd())
-    plan = make_plan(
-        project, args.stack or default_stack(project), args.config, Path(args.repo) if args.repo else None
-    )
+    plan = make_plan(project, args.stack or default_stack(project), args.config, Path(args.repo) if args.repo else None)
     if args.json:
         sys.stdout.write(plan.to_json())
         for w in plan.warnings:

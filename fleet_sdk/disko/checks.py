@@ -105,15 +105,11 @@ MIN_MEMBERS = {"mirror": 2, "raidz": 2, "raidz1": 2, "raidz2": 3, "raidz3": 4}
 _ZERO_WITH_UNIT = re.compile(r"^0+[KMGTP]$")
 
 
-def check_layout(
-    layout: DiskLayout, boot: BootMode | None = None, disk_bytes: int | None = None
-) -> list[Problem]:
+def check_layout(layout: DiskLayout, boot: BootMode | None = None, disk_bytes: int | None = None) -> list[Problem]:
     problems: list[Problem] = []
     nodes = list(layout.walk())
     if not layout.disk:
-        problems.append(
-            Problem("disk", "no disks are defined; disko has nothing to partition (add disk.<name>)")
-        )
+        problems.append(Problem("disk", "no disks are defined; disko has nothing to partition (add disk.<name>)"))
     for path, node in nodes:
         if isinstance(node, Gpt):
             problems += _gpt_problems(path, node)
@@ -147,25 +143,17 @@ def _gpt_problems(path: str, gpt: Gpt) -> list[Problem]:
         at = f"{path}.partitions.{key}"
         name = p.name or key
         if name in names:
-            problems.append(
-                Problem(at, f"its name {name!r} is also partition {names[name]!r}'s; names must be unique")
-            )
+            problems.append(Problem(at, f"its name {name!r} is also partition {names[name]!r}'s; names must be unique"))
         names[name] = key
         if p.size == "0" and p.end is None:
-            problems.append(
-                Problem(at, 'neither size nor end is set; give size (e.g. "1G" or "100%") or end')
-            )
+            problems.append(Problem(at, 'neither size nor end is set; give size (e.g. "1G" or "100%") or end'))
         if _ZERO_WITH_UNIT.match(p.start):
-            problems.append(
-                Problem(at, f'start = "{p.start}" is sector 0, which sgdisk refuses; use "0" (next free)')
-            )
+            problems.append(Problem(at, f'start = "{p.start}" is sector 0, which sgdisk refuses; use "0" (next free)'))
         if p.end == "100%":
             problems.append(Problem(at, 'end = "100%" is not sgdisk syntax; use size = "100%" or end = "-0"'))
         if p.type is not None and len(p.type) == 4:
             if p.type != p.type.upper() and p.type.upper() == "EF02":
-                problems.append(
-                    Problem(at, 'write the type code as "EF02": disko matches it exactly for GRUB')
-                )
+                problems.append(Problem(at, 'write the type code as "EF02": disko matches it exactly for GRUB'))
             elif p.type.upper() not in KNOWN_TYPE_CODES:
                 problems.append(Problem(at, f"type code {p.type!r} is unknown to sgdisk (see `sgdisk -L`)"))
         if p.type and p.type.upper() == "EF00" and not _is_vfat(p):
@@ -221,9 +209,7 @@ def _reference_problems(layout: DiskLayout, nodes: list[tuple[str, Any]]) -> lis
     ):
         for key, node in defined.items():
             if not members.get((collection, getattr(node, "name", None) or key)):
-                problems.append(
-                    Problem(f"{collection}.{key}", "no device is a member of it; it cannot be created")
-                )
+                problems.append(Problem(f"{collection}.{key}", "no device is a member of it; it cannot be created"))
     return problems
 
 
@@ -348,9 +334,7 @@ def _misc_problems(nodes: list[tuple[str, Any]]) -> list[Problem]:
                 )
             )
         if isinstance(node, Swap) and node.resumeDevice and node.randomEncryption:
-            problems.append(
-                Problem(path, "resumeDevice cannot work with randomEncryption (the key is new each boot)")
-            )
+            problems.append(Problem(path, "resumeDevice cannot work with randomEncryption (the key is new each boot)"))
         if isinstance(node, Btrfs | BtrfsSubvolume) and node.swap and node.mountpoint is None:
             problems.append(Problem(path, "swap files need a mountpoint to live under; set mountpoint"))
         if isinstance(node, Nodev) and node.mountpoint is None:
@@ -394,8 +378,7 @@ def _mount_problems(layout: DiskLayout, nodes: list[tuple[str, Any]]) -> list[Pr
             problems.append(
                 Problem(
                     path,
-                    f"mountpoint {mp} is also mounted by {seen[mp]}; NixOS refuses "
-                    "conflicting fileSystems definitions",
+                    f"mountpoint {mp} is also mounted by {seen[mp]}; NixOS refuses conflicting fileSystems definitions",
                 )
             )
         seen.setdefault(mp, path)

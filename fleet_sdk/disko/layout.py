@@ -94,8 +94,7 @@ def _problems_of(exc: ValidationError) -> list[Problem]:
         message = err["msg"]
         if err["type"] == "union_tag_invalid":
             message = (
-                f"unknown content type {err['input'].get('type')!r} here; use one of "
-                f"{err['ctx']['expected_tags']}"
+                f"unknown content type {err['input'].get('type')!r} here; use one of {err['ctx']['expected_tags']}"
             )
         elif err["type"] == "extra_forbidden":
             message = f"disko has no option {err['loc'][-1]!r} here"
@@ -141,9 +140,7 @@ class DiskLayout(BaseModel):
         if attr is None and isinstance(value, dict) and isinstance(value.get("disko"), dict):
             value = value["disko"].get("devices", {})
         if not isinstance(value, dict):
-            raise DiskoError(
-                [Problem(attr or "disko.devices", "does not evaluate to an attribute set")], str(path)
-            )
+            raise DiskoError([Problem(attr or "disko.devices", "does not evaluate to an attribute set")], str(path))
         return cls.from_disko(value, str(path))
 
     def to_disko(self) -> dict[str, Any]:

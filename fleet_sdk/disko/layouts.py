@@ -54,9 +54,7 @@ def _disk(device: str, partitions: dict[str, Any]) -> dict[str, Any]:
     return {"type": "disk", "device": device, "content": {"type": "gpt", "partitions": partitions}}
 
 
-def zfs_root(
-    device: str = "/dev/sda", boot: BootMode = "uefi", pool: str = "zroot", disk: str = "main"
-) -> DiskLayout:
+def zfs_root(device: str = "/dev/sda", boot: BootMode = "uefi", pool: str = "zroot", disk: str = "main") -> DiskLayout:
     partitions = _boot_partitions(boot) | {"zfs": {"size": "100%", "content": {"type": "zfs", "pool": pool}}}
     return DiskLayout.from_disko({"disk": {disk: _disk(device, partitions)}, "zpool": {pool: _zroot(pool)}})
 

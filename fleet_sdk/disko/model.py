@@ -281,9 +281,7 @@ class LogicalVolume(Node):
     type: Literal["lvm_lv"] = "lvm_lv"
     name: str | None = None
     size: str
-    lvm_type: Literal["mirror", "raid0", "raid1", "raid4", "raid5", "raid6", "thin-pool", "thinlv"] | None = (
-        None
-    )
+    lvm_type: Literal["mirror", "raid0", "raid1", "raid4", "raid5", "raid6", "thin-pool", "thinlv"] | None = None
     pool: str | None = None
     extraArgs: list[str] = Field(default_factory=list)  # noqa: N815
     priority: int | None = None

@@ -76,11 +76,7 @@ def resolve(gpt: Gpt, parent_type: str, parent_name: str) -> list[PartitionSpec]
             priority = p.priority
         else:
             priority = 9001 if p.size == "100%" else 100 if type_code == "EF02" else 1000
-        alignment = (
-            p.alignment
-            if p.alignment is not None
-            else (1 if p.start.endswith("s") or end.endswith("s") else 0)
-        )
+        alignment = p.alignment if p.alignment is not None else (1 if p.start.endswith("s") or end.endswith("s") else 0)
         specs.append(
             PartitionSpec(
                 key,
@@ -190,9 +186,7 @@ def _create(table: _Table, spec: PartitionSpec) -> tuple[int, int]:
         end = size
     start = _align(block, start, align)
     if end > block[1] or end < start:
-        wanted = (
-            f"{_human(end - start + 1)} from sector {start}" if end >= start else f"to end at sector {end}"
-        )
+        wanted = f"{_human(end - start + 1)} from sector {start}" if end >= start else f"to end at sector {end}"
         raise ValueError(f"it needs {wanted}, but only {_human(block[1] - start + 1)} are free there")
     return start, end
 
@@ -226,18 +220,14 @@ def partition_plan(layout: DiskLayout, disk_name: str, disk_bytes: int) -> list[
     """The GPT that disko would write on disk `disk_name` of `disk_bytes` bytes."""
     disk = layout.disk.get(disk_name)
     if disk is None:
-        raise PartitionPlanError(
-            [Problem(f"disk.{disk_name}", f"no such disk; disks are {', '.join(layout.disk)}")]
-        )
+        raise PartitionPlanError([Problem(f"disk.{disk_name}", f"no such disk; disks are {', '.join(layout.disk)}")])
     if not isinstance(disk.content, Gpt):
         raise PartitionPlanError([Problem(f"disk.{disk_name}.content", "holds no gpt partition table")])
     gpt = disk.content
     try:
         return plan_gpt(gpt, "disk", disk.name or disk_name.replace("/", "_"), disk_bytes)
     except PartitionFailedError as e:
-        raise PartitionPlanError(
-            [Problem(f"disk.{disk_name}.content.partitions.{e.key}", e.reason)]
-        ) from None
+        raise PartitionPlanError([Problem(f"disk.{disk_name}.content.partitions.{e.key}", e.reason)]) from None
 
 
 @dataclass(frozen=True)

@@ -79,9 +79,7 @@ class Clouds:
 
         opts = pulumi.ResourceOptions(parent=parent)
         hosts = [m.host for m in fleet.machines if m.cloud]
-        self.hetzner = (
-            HetznerCloud(fleet, public_key, opts) if any(isinstance(h, HetznerHost) for h in hosts) else None
-        )
+        self.hetzner = HetznerCloud(fleet, public_key, opts) if any(isinstance(h, HetznerHost) for h in hosts) else None
         self.gcp = None
         if any(isinstance(h, GcpHost) for h in hosts):
             from fleet_sdk.graph.gcp import GcpCloud
@@ -92,9 +90,7 @@ class Clouds:
 class FleetComponent(pulumi.ComponentResource):
     """The whole fleet (`fleet:index:Fleet`)."""
 
-    def __init__(
-        self, fleet: Fleet, settings: StackSettings, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, fleet: Fleet, settings: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
         # Check everything that can be known before registering anything.
         self.notes: list[str] = []
         public_key: pulumi.Input[str] = ""

@@ -37,16 +37,12 @@ class HetznerCloud(pulumi.ComponentResource):
             labels=labels,
             opts=child,
         )
-        self.firewall = hcloud.Firewall(
-            fleet.name, name=fleet.name, rules=FIREWALL_RULES, labels=labels, opts=child
-        )
+        self.firewall = hcloud.Firewall(fleet.name, name=fleet.name, rules=FIREWALL_RULES, labels=labels, opts=child)
         # hcloud wants integer ids; one conversion shared by every server
         self.firewall_ids = [self.firewall.id.apply(int)]
         self.register_outputs({"ssh_key_id": self.ssh_key.id, "firewall_id": self.firewall.id})
 
-    def server(
-        self, fleet: Fleet, machine: Machine, host: HetznerHost, parent: pulumi.Resource
-    ) -> hcloud.Server:
+    def server(self, fleet: Fleet, machine: Machine, host: HetznerHost, parent: pulumi.Resource) -> hcloud.Server:
         labels = {**host.labels, "fleet": fleet.name, "machine": machine.name}
         return hcloud.Server(
             machine.name,

@@ -27,8 +27,7 @@ def parse_recipient(text: str) -> Recipient:
     except pyrage.RecipientError as e:
         raise UnknownRecipientError(f"recipient {text[:40]!r} is malformed: {e}") from None
     raise UnknownRecipientError(
-        f"recipient {text[:40]!r} is not supported: "
-        "use an age X25519 key (age1…) or an ssh-ed25519 public key"
+        f"recipient {text[:40]!r} is not supported: use an age X25519 key (age1…) or an ssh-ed25519 public key"
     )
 
 
@@ -85,7 +84,5 @@ def operator_identities(env: Mapping[str, str] | None = None) -> list[str]:
         except FileNotFoundError:
             return []
     return [
-        line.strip()
-        for line in text.replace(" ", "\n").splitlines()
-        if line.strip().startswith("AGE-SECRET-KEY-1")
+        line.strip() for line in text.replace(" ", "\n").splitlines() if line.strip().startswith("AGE-SECRET-KEY-1")
     ]

@@ -179,9 +179,7 @@ def decrypt(document: str | bytes, identities: list[str], source: str | None = N
     return plaintext
 
 
-def rekey(
-    document: str | bytes, identities: list[str], new_recipients: list[str], source: str | None = None
-) -> str:
+def rekey(document: str | bytes, identities: list[str], new_recipients: list[str], source: str | None = None) -> str:
     """The same document encrypted to exactly `new_recipients` (sops updatekeys): the data key, the
     value, the MAC and every other metadata key stay; only the age entries change."""
     doc = parse(document, source)

@@ -252,9 +252,7 @@ def recorded_graph(
     logger.addHandler(handler)
     pulumi.runtime.set_all_config(dict(config or {}))
     pulumi_settings.ROOT.set(None)  # a fresh root Stack for this run
-    pulumi_mocks.set_mocks(
-        mocks, project=project, stack=stack, preview=preview, logger=logger, monitor=monitor
-    )
+    pulumi_mocks.set_mocks(mocks, project=project, stack=stack, preview=preview, logger=logger, monitor=monitor)
     pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()
     exported: dict[str, Any] = {}
