@@ -40,6 +40,7 @@ class StackSettings:
     repo: Path
     flake: str = "."
     enabled: tuple[str, ...] | None = None  # None: every machine gets its cloud resources
+    project: Path | None = None  # the Pulumi project (stacks/, Pulumi.<stack>.yaml) the steps load
 
     @classmethod
     def from_values(cls, values: Mapping[str, str], project_dir: Path) -> StackSettings:
@@ -49,6 +50,7 @@ class StackSettings:
             repo=repo if repo.is_absolute() else (project_dir / repo),
             flake=values.get("fleet:flake", "."),
             enabled=None if enabled is None else _name_list("fleet:enabled", enabled),
+            project=project_dir,
         )
 
 

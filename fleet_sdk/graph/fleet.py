@@ -35,15 +35,25 @@ def _unknown_string() -> pulumi.Output[str]:
 
 
 class MachineComponent(pulumi.ComponentResource):
-    """One machine (`fleet:index:Machine`); its cloud resources are its children."""
+    """One machine (`fleet:index:Machine`); its vars step and cloud resources are its children."""
 
     ipv4: pulumi.Output[str] | None = None
     ipv6: pulumi.Output[str] | None = None
 
-    def __init__(self, fleet: Fleet, machine: Machine, clouds: Clouds, opts: pulumi.ResourceOptions) -> None:
+    def __init__(self, fleet: Fleet, machine: Machine, settings: StackSettings, opts: pulumi.ResourceOptions) -> None:
         super().__init__("fleet:index:Machine", machine.name, None, opts)
         self.machine = machine
-        host = machine.host
+        self.vars = None
+        if fleet.generators_of(machine.name):
+            from fleet_sdk.graph.steps import vars_step
+
+            self.vars = vars_step(fleet, machine.name, settings, parent=self)
+        # No register_outputs: its round trip per machine costs a third of the component, and the
+        # addresses already reach the stack output `machines`.
+
+    def provision(self, fleet: Fleet, clouds: Clouds) -> None:
+        """The machine's cloud resources, once the shared ones exist."""
+        host, machine = self.machine.host, self.machine
         if machine.cloud and isinstance(host, HetznerHost):
             assert clouds.hetzner is not None
             server = clouds.hetzner.server(fleet, machine, host, parent=self)
@@ -52,8 +62,6 @@ class MachineComponent(pulumi.ComponentResource):
             assert clouds.gcp is not None
             instance = clouds.gcp.instance(fleet, machine, host, parent=self)
             self.ipv4 = instance.network_interfaces.apply(_nat_ip)
-        # No register_outputs: its round trip per machine costs a third of the component, and the
-        # addresses already reach the stack output `machines`.
 
     def addresses(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ipv4": self.ipv4}
@@ -93,27 +101,44 @@ class FleetComponent(pulumi.ComponentResource):
     def __init__(self, fleet: Fleet, settings: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
         # Check everything that can be known before registering anything.
         self.notes: list[str] = []
-        public_key: pulumi.Input[str] = ""
-        if any(m.cloud for m in fleet.machines):
+        key_owner = _deploy_key_owner(fleet)
+        found = None
+        if key_owner is None and any(m.cloud for m in fleet.machines):
             found = deploykey.read_public_key(settings.repo)
             if found is None:
                 if not pulumi.runtime.is_dry_run():
                     raise deploykey.DeployKeyMissingError(deploykey.missing_message(settings.repo))
                 self.notes.append(deploykey.missing_message(settings.repo))
                 pulumi.log.warn(self.notes[-1])
-                public_key = _unknown_string()
-            else:
-                public_key = found
         super().__init__("fleet:index:Fleet", fleet.name, None, opts)
         self.fleet = fleet
-        self.clouds = Clouds(fleet, public_key, parent=self)
         child = pulumi.ResourceOptions(parent=self)
-        self.machines = {m.name: MachineComponent(fleet, m, self.clouds, child) for m in fleet.machines}
+        self.machines = {m.name: MachineComponent(fleet, m, settings, child) for m in fleet.machines}
+        public_key: pulumi.Input[str]
+        if key_owner is not None:
+            # the deploy key comes out of the vars step, so a first `pulumi up` generates it first
+            from fleet_sdk.graph.steps import DEPLOY_KEY_VAR, public_value
+
+            step = self.machines[key_owner].vars
+            assert step is not None
+            public_key = public_value(step.stdout, key_owner, DEPLOY_KEY_VAR)
+        else:
+            public_key = found if found is not None else _unknown_string()
+        self.clouds = Clouds(fleet, public_key, parent=self)
+        for component in self.machines.values():
+            component.provision(fleet, self.clouds)
         self.register_outputs({})
 
     def addresses(self) -> dict[str, dict[str, Any]]:
         """Public addresses of every machine with cloud resources."""
         return {name: c.addresses() for name, c in self.machines.items() if c.machine.cloud}
+
+
+def _deploy_key_owner(fleet: Fleet) -> str | None:
+    """The first machine declaring the shared deploy-key generator (cloud machines first)."""
+    declaring = [m for m in fleet.machines if any(g.name == "deploy-key" for g in fleet.generators_of(m.name))]
+    declaring.sort(key=lambda m: not m.cloud)
+    return declaring[0].name if declaring else None
 
 
 def deploy_fleet(fleet: Fleet, settings: StackSettings | None = None) -> FleetComponent:

@@ -8,6 +8,7 @@ options. Mocks are installed per call, so each test gets its own runtime state.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import threading
 from collections import Counter
@@ -24,6 +25,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 from typing_extensions import override
 
+MOCK_DEPLOY_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockMockMockMockMockMockMockMockMockMockMock"
 COMPUTED = "<computed>"
 SECRET = "[secret]"  # noqa: S105 (a placeholder, not a secret)
 STACK_TYPE = "pulumi:pulumi:Stack"
@@ -166,8 +168,17 @@ class FleetMocks(pulumi.runtime.Mocks):
                 ]
             return {"networkInterfaces": nics, "instanceId": value(str(n))}
         if type_ == "command:local:Command":
-            return {"stdout": value(""), "stderr": value("")}
+            return {"stdout": value(self.command_stdout(state)), "stderr": value("")}
         return {}
+
+    def command_stdout(self, state: dict[str, Any]) -> str:
+        """What a successful `fleet` step prints. For `vars generate <m> --json`: the machine's
+        deploy key (a fixed test key), so graphs that read it resolve under `up` mocks."""
+        words = str(state.get("create", "")).split()
+        if "generate" in words and "--json" in words:
+            machine = words[words.index("generate") + 1]
+            return json.dumps({machine: {"deploy-key/id_ed25519.pub": MOCK_DEPLOY_KEY}})
+        return ""
 
     @override
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:

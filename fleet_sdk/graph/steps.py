@@ -1,0 +1,67 @@
+"""Side effects of the graph as pulumi_command local.Commands running the `fleet` CLI.
+
+The command runs the CLI with the interpreter that runs the program, and paths travel in the
+environment, which diffs ignore: moving the checkout or the virtualenv never re-runs a step.
+Triggers are content hashes (reference/pulumi.md §4.3): a step re-runs when what it acts on changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from typing import Any
+
+import pulumi
+from pulumi_command import local
+
+from fleet_sdk.spec import Fleet
+from fleet_sdk.stackconfig import StackSettings
+
+DEPLOY_KEY_VAR = "deploy-key/id_ed25519.pub"
+
+
+def content_hash(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def fleet_command(args: list[str]) -> str:
+    """A shell command line running `fleet ARGS` with the program's interpreter (paths from env)."""
+    fixed = " ".join(args)  # machine, generator and stack names: no shell metacharacters (validated names)
+    return f'"$FLEET_PYTHON" -m fleet_sdk {fixed} --repo "$FLEET_REPO" --project "$FLEET_PROJECT"'
+
+
+def step_environment(settings: StackSettings) -> dict[str, str]:
+    return {
+        "FLEET_PYTHON": sys.executable,
+        "FLEET_REPO": str(settings.repo.resolve()),
+        "FLEET_PROJECT": str((settings.project or settings.repo).resolve()),
+    }
+
+
+def vars_step(fleet: Fleet, machine: str, settings: StackSettings, parent: pulumi.Resource) -> local.Command:
+    """`fleet vars generate <m> --json`: generates what is missing and prints the machine's public
+    values; re-runs when the machine's generator declarations change."""
+    declarations = [g.definition() | {"name": g.name} for g in fleet.generators_of(machine)]
+    return local.Command(
+        f"{machine}-vars",
+        create=fleet_command(["vars", "generate", machine, "--json", "--stack", pulumi.get_stack()]),
+        environment=step_environment(settings),
+        triggers=[content_hash(declarations)],
+        add_previous_output_in_env=False,
+        opts=pulumi.ResourceOptions(parent=parent, ignore_changes=["environment"]),
+    )
+
+
+def public_value(stdout: pulumi.Output[str], machine: str, var: str) -> pulumi.Output[str]:
+    """One public value from a vars step's JSON output."""
+
+    def pick(text: str) -> str:
+        try:
+            return str(json.loads(text)[machine][var]).strip()
+        except (ValueError, KeyError, TypeError):
+            raise RuntimeError(
+                f"the vars step of {machine} printed no {var}; run `fleet vars generate {machine}`"
+            ) from None
+
+    return stdout.apply(pick)
