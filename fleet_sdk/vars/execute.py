@@ -25,6 +25,31 @@ def _private_tmp() -> str | None:
     return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
+TMP_PREFIX = "fleet-vars-"
+
+
+def remove_stale_tmp() -> list[Path]:
+    """Temp folders of runs that were killed (their pid is gone): they may hold plaintexts."""
+    removed = []
+    for base in {Path(_private_tmp() or tempfile.gettempdir()), Path(tempfile.gettempdir())}:
+        for path in base.glob(f"{TMP_PREFIX}*-*"):
+            pid = path.name[len(TMP_PREFIX) :].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)) and path.is_dir() and path.stat().st_uid == os.geteuid():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -41,7 +66,7 @@ def run_generator(
     timeout: float | None = 600,
 ) -> dict[str, bytes]:
     """The generator's files by name. Raises GeneratorError naming the generator and what to do."""
-    tmp = Path(tempfile.mkdtemp(prefix="vars-", dir=_private_tmp())).resolve()
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=_private_tmp())).resolve()
     try:
         in_dir, out_dir, prompt_dir = tmp / "in", tmp / "out", tmp / "prompts"
         for d in (in_dir, out_dir, prompt_dir):

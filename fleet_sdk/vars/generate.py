@@ -23,7 +23,7 @@ from fleet_sdk import git
 from fleet_sdk.sops import operator_identities
 from fleet_sdk.spec import Fleet
 from fleet_sdk.vars import prompts as prompt_values
-from fleet_sdk.vars.execute import GeneratorError, run_generator
+from fleet_sdk.vars.execute import GeneratorError, remove_stale_tmp, run_generator
 from fleet_sdk.vars.selection import Node, select
 from fleet_sdk.vars.store import GeneratorId, VarsStore, cleanup_staging, generator_id
 
@@ -93,6 +93,7 @@ def generate(
     result = GenerateResult()
     with repository_lock(repo):
         cleanup_staging(store.root)
+        remove_stale_tmp()
         steps = select(
             fleet,
             lambda n: store.complete(n.gid, n.generator),
