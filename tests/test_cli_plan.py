@@ -59,7 +59,11 @@ def test_plan_text_lists_machines_and_dependencies(fleet_repo: Path) -> None:
 
 
 def test_plan_says_when_the_deploy_key_is_missing(tmp_path: Path) -> None:
-    out = fleet_cli("plan", "--json", "--repo", str(tmp_path))
+    # a fleet without a deploy-key generator needs the key file in the repository
+    project = write_project(
+        tmp_path / "p", 'Machine(name="web", host=HetznerHost(server_type="cx22", location="fsn1"))'
+    )
+    out = fleet_cli("plan", "--json", cwd=project)
     assert out.returncode == 0
     assert "deploy key is not generated yet" in out.stderr and "fleet vars generate" in out.stderr
 

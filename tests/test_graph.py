@@ -12,6 +12,7 @@ from fleet_sdk.graph import deploy_fleet, run_program
 from fleet_sdk.spec import Fleet
 from fleet_sdk.stackconfig import StackSettings
 from fleet_sdk.testing import COMPUTED, RecordedGraph, recorded_graph
+from fleet_sdk.testing.recorder import MOCK_DEPLOY_KEY
 
 from .conftest import PROJECT, prod_fleet
 
@@ -43,9 +44,9 @@ def test_each_hetzner_server_depends_on_the_ssh_key_and_firewall(prod: Fleet, se
         assert server.inputs["deleteProtection"] is True
     assert graph.one(SERVER, "cinnabar").inputs["serverType"] == "cx43"
     assert graph.one(SERVER, "electrum").inputs["serverType"] == "ccx23"
-    assert (
-        key.inputs["publicKey"] == (settings.repo / "vars/shared/deploy-key/id_ed25519.pub/value").read_text().strip()
-    )
+    # the deploy key's public half comes from the vars step of the first machine declaring it
+    assert graph.one("command:local:Command", "cinnabar-vars").urn in key.dependencies
+    assert key.inputs.get("publicKey", COMPUTED) == COMPUTED
     rules = {(r["protocol"], r.get("port")) for r in firewall.inputs["rules"]}
     assert {("tcp", "22"), ("udp", "9993")} <= rules
 
@@ -60,8 +61,9 @@ def test_scheelite_carries_one_t4_and_terminates_on_maintenance(prod: Fleet, set
     assert "guestAccelerators" not in galena and "scheduling" not in galena
     assert galena["bootDisk"]["initializeParams"]["size"] == 100
     assert galena["networkInterfaces"] == [{"network": "default", "accessConfigs": [{}]}]
-    public = (settings.repo / "vars/shared/deploy-key/id_ed25519.pub/value").read_text().strip()
-    assert galena["metadata"]["ssh-keys"] == f"root:{public}"
+    assert galena["metadata"].get("ssh-keys", COMPUTED) == COMPUTED  # known once the vars step ran
+    up = plan(prod, settings, preview=False)
+    assert up.one(INSTANCE, "galena").inputs["metadata"]["ssh-keys"] == f"root:{MOCK_DEPLOY_KEY}"
     assert "PermitRootLogin" in galena["metadataStartupScript"]
     firewalls = {f.name: f for f in graph.of_type(GCP_FIREWALL)}
     assert set(firewalls) == {"fleet-ssh", "fleet-zerotier"}
@@ -120,27 +122,36 @@ def test_disabling_a_machine_removes_exactly_its_cloud_resources(disabled: str, 
     full, partial = plan(everyone, settings), plan(fewer, settings)
     removed = {r.urn for r in full.resources} - {r.urn for r in partial.resources}
     machine = full.one("fleet:index:Machine", disabled)
-    assert removed == {r.urn for r in full.descendants(machine.urn)}
-    assert all(full.by_urn()[u].type in CLOUD_TYPES for u in removed)
+    assert removed == {r.urn for r in full.descendants(machine.urn) if r.type in CLOUD_TYPES}
+    # the machine keeps its spec and its vars step
+    assert {r.name for r in partial.descendants(machine.urn)} == (
+        {f"{disabled}-vars"} if disabled != "stibnite" else set()
+    )
     assert {r.urn for r in partial.resources} <= {r.urn for r in full.resources}
 
 
 def test_shared_cloud_resources_go_with_the_last_machine_of_a_cloud(settings: StackSettings) -> None:
     graph = plan(prod_fleet(['fleet:enabled=["galena"]']), settings)
     types = {r.type for r in graph.resources if r.custom}
-    assert types == {INSTANCE, GCP_FIREWALL}
+    assert types == {INSTANCE, GCP_FIREWALL, "command:local:Command"}
     graph = plan(prod_fleet(["fleet:enabled=[]"]), settings)
-    assert not any(r.custom for r in graph.resources)
+    assert not any(r.type in CLOUD_TYPES for r in graph.resources)
     assert graph.log == []  # no deploy key needed without cloud machines
 
 
-def test_missing_deploy_key_is_reported_in_preview_and_stops_up(prod: Fleet, tmp_path: Path) -> None:
+def test_without_a_deploy_key_generator_the_key_file_is_read(prod: Fleet, tmp_path: Path, fleet_repo: Path) -> None:
+    # a fleet whose machines declare no deploy-key generator reads the key from the repository
+    bare = prod.model_copy(update={"machines": tuple(m.model_copy(update={"generators": ()}) for m in prod.machines)})
+    graph = plan(bare, StackSettings(repo=fleet_repo))
+    public = (fleet_repo / "vars/shared/deploy-key/id_ed25519.pub/value").read_text().strip()
+    assert graph.one(SSH_KEY, "fleet-deploy").inputs["publicKey"] == public
+    assert graph.of_type("command:local:Command") == []
     settings = StackSettings(repo=tmp_path)
-    graph = plan(prod, settings, preview=True)
+    graph = plan(bare, settings, preview=True)
     assert any("deploy key" in message and "fleet vars generate" in message for _, message in graph.log)
     assert graph.one(SSH_KEY, "fleet-deploy").inputs.get("publicKey", COMPUTED) == COMPUTED
     with pytest.raises(DeployKeyMissingError, match="fleet vars generate"):
-        recorded_graph(lambda: deploy_fleet(prod, settings), preview=False)
+        recorded_graph(lambda: deploy_fleet(bare, settings), preview=False)
 
 
 def test_the_project_program_reads_stack_config(fleet_repo: Path) -> None:
