@@ -223,3 +223,20 @@ def test_list_get_set_and_fix(tmp_path: Path) -> None:
     assert check.returncode == 1 and b"m0: key/k:" in check.stdout
     assert fleet_cli(root, env, "vars", "fix").returncode == 0
     assert fleet_cli(root, env, "vars", "check").returncode == 0
+
+
+def test_the_sandbox_has_no_network_and_is_required_unless_disabled(monkeypatch) -> None:
+    from fleet_sdk.vars.execute import GeneratorError, run_generator
+    from fleet_sdk.vars.store import GeneratorId
+
+    probe = Generator(
+        name="probe",
+        files=(GeneratorFile(name="net", secret=False), GeneratorFile(name="who", secret=False)),
+        script="tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' > $out/net; id -u > $out/who; ls / > /dev/null",
+    )
+    out = run_generator(GeneratorId("probe", "m"), probe, {}, {}, sandbox=True)
+    assert out["net"] == b"lo\n"  # only loopback: no network
+    assert out["who"] == b"1000\n"
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(GeneratorError, match="install bubblewrap or pass --no-sandbox"):
+        run_generator(GeneratorId("probe", "m"), probe, {}, {}, sandbox=True)
