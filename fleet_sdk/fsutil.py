@@ -55,3 +55,23 @@ def write_if_changed(path: Path, data: bytes, mode: int = 0o600, dir_mode: int =
         pass
     write_atomic(path, data, mode, dir_mode)
     return True
+
+
+def write_new(path: Path, data: bytes, mode: int = 0o600, dir_mode: int = 0o700) -> None:
+    """Create `path` inside a folder nobody else sees yet (a staging folder that is renamed into
+    place as a whole): no temp file or rename needed, one fsync so the data is on disk before the
+    folder is swapped in."""
+    ensure_dir(path.parent, dir_mode)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

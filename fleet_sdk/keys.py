@@ -16,6 +16,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,7 +147,9 @@ class SopsTree:
 
     # -- secrets ---------------------------------------------------------------------------
 
-    def write_secret(self, secret_dir: Path, plaintext: bytes, members: Mapping[str, Iterable[str]]) -> None:
+    def write_secret(
+        self, secret_dir: Path, plaintext: bytes, members: Mapping[str, Iterable[str]], staged: bool = False
+    ) -> None:
         """Encrypt `plaintext` to the secret's existing members plus `members`, then link the new ones.
 
         The file is complete before any link appears, so an interrupted write leaves at most
@@ -161,7 +164,11 @@ class SopsTree:
                             keys.update(self.keys_of(member_kind, member))
                 else:
                     keys.update(self.keys_of(kind, name))
-        fsutil.write_atomic(secret_dir / "secret", encrypt(plaintext, sorted(keys)).encode())
+        document = encrypt(plaintext, sorted(keys)).encode()
+        if staged:  # a private staging folder: written once, renamed into place as a whole
+            fsutil.write_new(secret_dir / "secret", document)
+        else:
+            fsutil.write_atomic(secret_dir / "secret", document)
         for kind, names in wanted.items():
             for name in names:
                 self.add_member(secret_dir, kind, name)
@@ -192,20 +199,40 @@ class SopsTree:
 
     def ensure_machine_key(self, machine: str, identities: list[str]) -> tuple[str, bool]:
         """The machine's age public key, creating its key pair when it has none (clan.md §3.2).
+        Returns (key, created); see ensure_machine_keys."""
+        return self.ensure_machine_keys([machine], identities)[machine]
+
+    def ensure_machine_keys(self, machines: Iterable[str], identities: list[str]) -> dict[str, tuple[str, bool]]:
+        """Each machine's age public key, creating the missing key pairs (clan.md §3.2).
 
         The private key goes to sops/secrets/<m>-age.key/secret, readable by the operator (not the
-        machine); then every secret that links the machine is re-keyed. Returns (key, created)."""
-        key_file = self.member_dir("machines", machine) / "key.json"
-        if key_file.is_file():
-            return self.keys_of("machines", machine)[0], False
-        admin = self.admin(identities)
-        private, public = age.generate()
-        self.write_secret(self.secret_dir(f"{machine}-age.key"), private.encode(), {"users": [admin]})
-        self.write_keys("machines", machine, [KeyEntry(public)])
-        for secret_dir in secret_dirs(self.repo):
-            if self.links_machine(secret_dir, machine):
-                self.rekey(secret_dir, identities)
-        return public, True
+        machine); then every secret that links a new machine is re-keyed, in one pass over the store."""
+        out: dict[str, tuple[str, bool]] = {}
+        missing = []
+        for machine in machines:
+            if (self.member_dir("machines", machine) / "key.json").is_file():
+                out[machine] = (self.keys_of("machines", machine)[0], False)
+            else:
+                missing.append(machine)
+        if missing:
+            admin = self.admin(identities)
+
+            def create(machine: str) -> str:
+                private, public = age.generate()
+                self.write_secret(self.secret_dir(f"{machine}-age.key"), private.encode(), {"users": [admin]})
+                self.write_keys("machines", machine, [KeyEntry(public)])
+                return public
+
+            # each key writes its own files; the writes wait on fsync, so threads overlap them
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                for machine, public in zip(missing, pool.map(create, missing), strict=True):
+                    out[machine] = (public, True)
+        created = set(missing)
+        if created:
+            for secret_dir in secret_dirs(self.repo):
+                if any(self.links_machine(secret_dir, m) for m in created):
+                    self.rekey(secret_dir, identities)
+        return out
 
     def machine_private_key(self, machine: str, identities: list[str]) -> str:
         from fleet_sdk.sops.document import decrypt

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from fleet_sdk.errors import SpecError
+from fleet_sdk.spec import zerotier
 from fleet_sdk.spec.generators import Generator, find_cycle
 from fleet_sdk.spec.machine import Machine
 from fleet_sdk.spec.names import IDENTIFIER
@@ -66,6 +67,9 @@ class Fleet(BaseModel):
                 if role.generators and machine in self.members(inst.name, role_name):
                     for g in role.generators:
                         found.setdefault(g.name, g)
+            if zerotier.is_zerotier(inst):
+                for g in zerotier.generators(self, inst, machine):
+                    found.setdefault(g.name, g)
         return [found[n] for n in sorted(found)]
 
     def with_enabled(self, names: Iterable[str] | None) -> Fleet:
@@ -122,6 +126,10 @@ def _fleet_problems(fleet: Fleet) -> list[str]:
                     problems.append(
                         f"{at}.tags: no machine carries tag {tag!r}; tag a machine or remove it from the role"
                     )
+    if not problems:
+        for inst in fleet.instances:
+            if zerotier.is_zerotier(inst):
+                problems += zerotier.problems(fleet, inst)
     if not problems:
         problems += _generator_problems(fleet)
     return problems

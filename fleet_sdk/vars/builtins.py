@@ -28,7 +28,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fleet_sdk import runner
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
+from fleet_sdk import libcrypt, runner, sshcert
 from fleet_sdk.errors import SpecError
 from fleet_sdk.spec.generators import Generator, GeneratorFile, Prompt
 
@@ -87,19 +90,9 @@ def openssh_cert(machine: str, domains: list[str]) -> Generator:
     def generate_openssh_cert(inputs: Inputs, prompts: Prompts, out: Path) -> None:
         ca_key = _input(inputs, "openssh-ca", "id_ed25519")
         host_public = _input(inputs, "openssh", "ssh.id_ed25519.pub")
-        with _private_dir(out) as tmp:
-            _write(tmp / "ca", ca_key)
-            _write(tmp / "ssh.id_ed25519.pub", host_public)
-            # A relative key path (cwd = tmp): ssh-keygen uses it as the certificate's comment when the
-            # key has none, so no temp path ends up in the stored value.
-            runner.run(
-                ["ssh-keygen", "-s", "ca", "-I", machine, "-h", "-n", principals, "ssh.id_ed25519.pub"],
-                input=b"",
-                cwd=tmp,
-                timeout=TOOL_TIMEOUT,
-                hint=_SSH_KEYGEN_HINT,
-            )
-            _write(out / "ssh.id_ed25519-cert.pub", (tmp / "ssh.id_ed25519-cert.pub").read_bytes())
+        # the comment ssh-keygen gives a certificate of a key file without comment: its file name
+        cert = sshcert.sign_host_key(ca_key, host_public, machine, principals.split(","), "ssh.id_ed25519.pub")
+        _write(out / "ssh.id_ed25519-cert.pub", cert)
 
     return Generator(
         name="openssh-cert",
@@ -192,6 +185,8 @@ def sha512_crypt(password: str) -> bytes:
     data = password.encode()
     if not data or b"\n" in data or len(data) > OPENSSL_PASSWD_MAX:
         raise ValueError(f"a password must be one line of 1 to {OPENSSL_PASSWD_MAX} bytes")
+    if (hashed := libcrypt.sha512_crypt(data)) is not None:
+        return hashed  # in-process: no openssl process per password
     result = runner.run(
         ["openssl", "passwd", "-6", "-stdin"],
         input=data,
@@ -224,13 +219,15 @@ def _emergency_access(inputs: Inputs, prompts: Prompts, out: Path) -> None:
 
 
 def _ssh_keygen(out: Path, name: str) -> None:
-    # clan's exact command: ssh-keygen writes <name> (0600) and <name>.pub straight into $out
-    runner.run(
-        ["ssh-keygen", "-t", "ed25519", "-N", "", "-C", "", "-f", out / name],
-        input=b"",  # never wait on a terminal (e.g. an "Overwrite?" question)
-        timeout=TOOL_TIMEOUT,
-        hint=_SSH_KEYGEN_HINT,
-    )
+    """What `ssh-keygen -t ed25519 -N "" -C "" -f $out/<name>` writes, without a process: the
+    OpenSSH private key (0600) and the public line with ssh-keygen's empty comment (" \n")."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption())
+    public = key.public_key().public_bytes(Encoding.OpenSSH, PublicFormat.OpenSSH) + b" \n"
+    fd = os.open(out / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(private)
+    (out / f"{name}.pub").write_bytes(public)
 
 
 @functools.cache

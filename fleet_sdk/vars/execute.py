@@ -70,7 +70,8 @@ def run_generator(
     try:
         in_dir, out_dir, prompt_dir = tmp / "in", tmp / "out", tmp / "prompts"
         for d in (in_dir, out_dir, prompt_dir):
-            d.mkdir(mode=0o700)
+            if d is out_dir or g.script is not None or (d is in_dir and inputs) or (d is prompt_dir and prompts):
+                d.mkdir(mode=0o700)  # Python generators get only the folders they use
         for dep, files in inputs.items():
             for name, data in files.items():
                 _write(in_dir / dep / name, data)

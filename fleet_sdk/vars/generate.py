@@ -117,13 +117,19 @@ def generate(
             for n in steps
         }
         # machine keys before any secret is encrypted to them (clan.md §3.2)
-        for machine in sorted(
+        deploy_to = sorted(
             {m for n in steps for f in n.generator.all_files if f.secret and f.deploy for m in n.machines}
-        ):
-            _, created = store.sops.ensure_machine_key(machine, identities)
+        )
+        for machine, (_, created) in store.sops.ensure_machine_keys(deploy_to, identities).items():
             if created:
-                git.add(repo, [store.sops.member_dir("machines", machine), store.sops.secret_dir(f"{machine}-age.key")])
-        _run_all(store, fleet, steps, answers, options, identities, admin, result, progress)
+                result.written += [
+                    store.sops.member_dir("machines", machine),
+                    store.sops.secret_dir(f"{machine}-age.key"),
+                ]
+        try:
+            _run_all(store, fleet, steps, answers, options, identities, admin, result, progress)
+        finally:
+            git.add(repo, result.written)  # flakes see tracked files only; once per run, also after a failure
     return result
 
 
@@ -149,16 +155,16 @@ def _run_all(
 ) -> None:
     pending = {n.gid: n for n in steps}
     waiting_on = {n.gid: {d for d in n.deps if d in pending} for n in steps}
-    write_lock = threading.Lock()
+    result_lock = threading.Lock()
     done_count = 0
     jobs = options.jobs or min(8, (os.cpu_count() or 2) * 2)
 
     def work(node: Node) -> None:
         inputs = _inputs(store, fleet, node, identities)
         outputs = run_generator(node.gid, node.generator, inputs, answers[node.gid], options.sandbox)
-        with write_lock:
-            written = store.replace_generator(node.gid, node.generator, outputs, list(node.machines), admin)
-            git.add(store.repo, written)
+        # each generator writes only its own folder, so stores of different generators run in parallel
+        written = store.replace_generator(node.gid, node.generator, outputs, list(node.machines), admin)
+        with result_lock:
             result.written += written
             result.generated.append(node.gid)
 

@@ -114,13 +114,14 @@ class VarsStore:
                     members = {"users": [admin], "machines": machines if f.deploy else []}
                     if not f.deploy:
                         _drop_links(target / "machines")
-                    self.sops.write_secret(target, outputs[f.name], members)
+                    self.sops.write_secret(target, outputs[f.name], members, staged=True)
                 else:
-                    fsutil.write_atomic(target / "value", outputs[f.name], 0o644, dir_mode=0o755)
+                    fsutil.write_new(target / "value", outputs[f.name], 0o644, dir_mode=0o755)
             if g.validation_hash is not None:
-                fsutil.write_atomic(staging / VALIDATION_HASH, g.validation_hash.encode(), 0o644)
+                fsutil.write_new(staging / VALIDATION_HASH, g.validation_hash.encode(), 0o644)
             os.chmod(staging, 0o755)  # noqa: S103 (public values are readable; secret folders stay 0700)
             _swap_in(staging, final)
+            fsutil.fsync_dir(final.parent)  # the swap itself survives a crash
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # after the swap this holds the old folder
         return [final]
