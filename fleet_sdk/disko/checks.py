@@ -129,11 +129,11 @@ def check_layout(layout: DiskLayout, boot: BootMode | None = None, disk_bytes: i
 
 def _gpt_problems(path: str, gpt: Gpt) -> list[Problem]:
     problems = []
-    full = [k for k, p in gpt.partitions.items() if p.size == "100%"]
-    if len(full) > 1:
+    full = sorted((k for k, p in gpt.partitions.items() if p.size == "100%"), key=lambda k: k.encode())
+    for extra in full[1:]:
         problems.append(
             Problem(
-                f"{path}.partitions.{full[1]}",
+                f"{path}.partitions.{extra}",
                 f"a second size = 100% partition (after {full[0]!r}) gets only "
                 "the leftovers of the disk; give all but one a fixed size",
             )
@@ -158,16 +158,18 @@ def _gpt_problems(path: str, gpt: Gpt) -> list[Problem]:
                 problems.append(Problem(at, f"type code {p.type!r} is unknown to sgdisk (see `sgdisk -L`)"))
         if p.type and p.type.upper() == "EF00" and not _is_vfat(p):
             problems.append(Problem(at, "an EF00 (EFI system) partition needs a vfat filesystem"))
-    hundred = [s for s in resolve(gpt, "disk", "x") if s.end == "-0" and not s.start.startswith("-")]
-    if hundred:
-        first = hundred[0]
-        for spec in resolve(gpt, "disk", "x"):
-            if spec.priority > first.priority and not spec.end.startswith("-") and spec.key not in full[1:]:
+    # creation order (priority, then key): everything created after the first "100%" partition
+    # finds the disk full, unless it is placed relative to the end
+    order = resolve(gpt, "disk", "x")
+    first = next((i for i, spec in enumerate(order) if spec.end == "-0" and not spec.start.startswith("-")), None)
+    if first is not None:
+        for spec in order[first + 1 :]:
+            if not spec.end.startswith("-") and spec.key not in full[1:]:
                 problems.append(
                     Problem(
                         f"{path}.partitions.{spec.key}",
-                        f"it is created after {first.key!r}, which takes the "
-                        "rest of the disk; lower its priority or give it a negative end",
+                        f"it is created after {order[first].key!r}, which takes the rest of the disk; "
+                        "lower its priority or give it a negative end",
                     )
                 )
     return problems

@@ -75,20 +75,41 @@ _PATTERNS = {
 }
 
 
-def _node_path(loc: tuple[int | str, ...]) -> str:
+_UNION_LABELS = {"TopologyMode", "Vdev", "str", "int", "bool"}
+
+
+def _is_label(part: int | str, node: Any) -> bool:
+    """A name pydantic puts into locations for a union member, not a key of the user's config:
+    the discriminating `type` of the node, or a member type's name."""
+    if isinstance(node, dict) and part == node.get("type"):
+        return True
+    return part in _UNION_LABELS or str(part).startswith(("list[", "function-", "literal["))
+
+
+def _child(node: Any, part: int | str) -> tuple[bool, Any]:
+    """(True, child) when `part` is a key of `node` (or an index of a list node)."""
+    if isinstance(node, dict) and part in node:
+        return True, node[part]
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return True, node[part]
+    return False, None
+
+
+def _node_path(loc: tuple[int | str, ...], data: Any) -> str:
+    """The error location as a path of the user's own keys, found by walking the input alongside."""
     parts: list[str] = []
-    for i, part in enumerate(loc):
-        prev = loc[i - 1] if i else None
-        prev2 = loc[i - 2] if i > 1 else None
-        if part in _TAGS and (prev == "content" or prev2 == "datasets"):
-            continue  # the union's tag, not a key of the user's config
-        if part in ("str", "function-after[fill(), Disk]") or str(part).startswith(("function-", "literal[")):
-            continue
-        parts.append(str(part))
+    node = data
+    for part in loc:
+        found, child = _child(node, part)
+        if found:
+            node = child
+        elif (not isinstance(node, dict | list) and node is not None) or _is_label(part, node):
+            continue  # a union member's name (below a scalar, or the node's own type tag)
+        parts.append(str(part))  # a key of the input, or one it lacks (a missing required option)
     return ".".join(parts)
 
 
-def _problems_of(exc: ValidationError) -> list[Problem]:
+def _problems_of(exc: ValidationError, data: Any) -> list[Problem]:
     out = []
     for err in exc.errors():
         message = err["msg"]
@@ -103,7 +124,7 @@ def _problems_of(exc: ValidationError) -> list[Problem]:
             message = f"{err['input']!r} is not valid here: expected {wanted}"
         elif err["type"] == "missing":
             message = "required option is missing"
-        out.append(Problem(_node_path(err["loc"]), message))
+        out.append(Problem(_node_path(err["loc"], data), message))
     return out
 
 
@@ -127,7 +148,7 @@ class DiskLayout(BaseModel):
         try:
             return cls.model_validate(devices)
         except ValidationError as e:
-            raise DiskoError(_problems_of(e), source) from None
+            raise DiskoError(_problems_of(e, devices), source) from None
 
     @classmethod
     def from_nix_file(cls, path: Path, attr: str | None = None) -> DiskLayout:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 _GUID = r"[A-Fa-f0-9]{8}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{12}"
 ABSPATH_PATTERN = r"^/"
@@ -40,10 +40,23 @@ class Node(BaseModel):
     postUnmountHook: str | None = None  # noqa: N815
 
 
+def _no_null(*fields: str) -> Any:
+    """disko types these as str/int without null: leaving the option out is fine, `null` is not."""
+
+    def refuse(cls: type[BaseModel], value: Any) -> Any:
+        if value is None:
+            raise ValueError("null is not allowed here; leave the option out instead")
+        return value
+
+    return field_validator(*fields, mode="before")(classmethod(refuse))
+
+
 class Content(Node):
     """A content node; `device` is derived from the parent and rarely overridden."""
 
     device: str | None = None
+
+    _not_null = _no_null("device")
 
 
 # -- leaf contents -------------------------------------------------------------------------
@@ -162,6 +175,8 @@ class GptPartition(Node):
     device: str | None = None
     content: PartitionContent | None = None
 
+    _not_null = _no_null("name", "type", "end", "priority", "alignment", "label", "size", "start")
+
 
 class Gpt(Content):
     type: Literal["gpt"]
@@ -209,6 +224,8 @@ class Disk(Node):
     imageName: str | None = None  # noqa: N815
     imageSize: ImageSize | None = None  # noqa: N815
     content: DeviceContent | None = None
+
+    _not_null = _no_null("name", "imageName", "imageSize")
 
 
 class Mdadm(Node):

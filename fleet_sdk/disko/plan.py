@@ -25,7 +25,7 @@ from fleet_sdk.disko.model import Gpt, GptPartition
 SECTOR = 512
 DEFAULT_ALIGNMENT = 2048
 GPT_RESERVED = 34  # protective MBR + header + 32 sectors of entries; the same again at the end
-SMALLEST_ADVANCED_FORMAT = 1503238553  # sectors; larger disks never align below 8
+SMALLEST_ADVANCED_FORMAT = 585_937_500  # sectors (300 GB): from there on gdisk never aligns below 8
 _UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
 _VALUE = re.compile(r"^([+-]?)(\d+)([KMGTPs]?)$")
 
@@ -128,7 +128,7 @@ class _Table:
         for s, _ in self.used:
             while align > 1 and s % align:
                 align //= 2
-        if align < 8 and self.total > SMALLEST_ADVANCED_FORMAT:
+        if align < 8 and self.total >= SMALLEST_ADVANCED_FORMAT:
             align = 8
         return align
 
@@ -159,14 +159,16 @@ def _create(table: _Table, spec: PartitionSpec) -> tuple[int, int]:
     if not m:
         raise ValueError(f"start {spec.start!r} is not sgdisk syntax")
     sign, amount, unit = m.group(1), int(m.group(2)), m.group(3)
-    # sgdisk aligns its default start (the first sector of the largest free block) before using it
-    low = _align(max(blocks, key=lambda b: b[1] - b[0]), max(blocks, key=lambda b: b[1] - b[0])[0], align)
+    # sgdisk's frame for default and relative values is the largest free block: its first sector
+    # (aligned) is the default start and the base of "+N", its last sector the base of "-N" values
+    largest = max(blocks, key=lambda b: b[1] - b[0])  # the first of equal blocks
+    low = _align(largest, largest[0], align)
     if sign == "" and amount == 0:
         start = low
     elif sign == "+":
         start = low + _sectors(amount, unit)
     elif sign == "-":
-        start = table.last - _sectors(amount, unit)
+        start = largest[1] - _sectors(amount, unit)
     else:
         start = _sectors(amount, unit)
     block = table.block_of(start)
@@ -180,8 +182,8 @@ def _create(table: _Table, spec: PartitionSpec) -> tuple[int, int]:
     if sign == "+":
         end = start + size - 1  # from the requested start, before alignment moves it
     elif sign == "-":
-        aligned_last = (block[1] + 1) // align * align - 1
-        end = (aligned_last if aligned_last >= start else block[1]) - size
+        aligned_last = (largest[1] + 1) // align * align - 1
+        end = (aligned_last if aligned_last >= start else largest[1]) - size
     else:
         end = size
     start = _align(block, start, align)

@@ -39,6 +39,7 @@ class MachineComponent(pulumi.ComponentResource):
 
     ipv4: pulumi.Output[str] | None = None
     ipv6: pulumi.Output[str] | None = None
+    server: pulumi.CustomResource | None = None
 
     def __init__(self, fleet: Fleet, machine: Machine, settings: StackSettings, opts: pulumi.ResourceOptions) -> None:
         super().__init__("fleet:index:Machine", machine.name, None, opts)
@@ -56,11 +57,11 @@ class MachineComponent(pulumi.ComponentResource):
         host, machine = self.machine.host, self.machine
         if machine.cloud and isinstance(host, HetznerHost):
             assert clouds.hetzner is not None
-            server = clouds.hetzner.server(fleet, machine, host, parent=self)
+            self.server = server = clouds.hetzner.server(fleet, machine, host, parent=self)
             self.ipv4, self.ipv6 = server.ipv4_address, server.ipv6_address
         elif machine.cloud and isinstance(host, GcpHost):
             assert clouds.gcp is not None
-            instance = clouds.gcp.instance(fleet, machine, host, parent=self)
+            self.server = instance = clouds.gcp.instance(fleet, machine, host, parent=self)
             self.ipv4 = instance.network_interfaces.apply(_nat_ip)
 
     def addresses(self) -> dict[str, Any]:
@@ -127,6 +128,9 @@ class FleetComponent(pulumi.ComponentResource):
         self.clouds = Clouds(fleet, public_key, parent=self)
         for component in self.machines.values():
             component.provision(fleet, self.clouds)
+        from fleet_sdk.graph.zerotier import networks
+
+        self.zerotier = networks(fleet, self.machines, settings, parent=self)
         self.register_outputs({})
 
     def addresses(self) -> dict[str, dict[str, Any]]:
@@ -147,6 +151,8 @@ def deploy_fleet(fleet: Fleet, settings: StackSettings | None = None) -> FleetCo
         settings = settings_from_pulumi_config()
     component = FleetComponent(fleet, settings)
     pulumi.export("machines", component.addresses())
+    if component.zerotier:
+        pulumi.export("zerotier", {name: net.outputs() for name, net in component.zerotier.items()})
     return component
 
 

@@ -1,0 +1,121 @@
+"""ZeroTier in the graph: the network's id and members' addresses as stack outputs, and every member
+admitted on the controller in the same run (clan admits them only on the controller's next deploy)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+from pulumi_command import local
+
+from fleet_sdk.graph.steps import content_hash, fleet_command, step_environment
+from fleet_sdk.spec import Fleet, ServiceInstance
+from fleet_sdk.spec import zerotier as service
+from fleet_sdk.stackconfig import StackSettings
+
+if TYPE_CHECKING:
+    from fleet_sdk.graph.fleet import MachineComponent
+
+
+def _value(stdout: pulumi.Output[str], machine: str, var: str) -> pulumi.Output[Any]:
+    def pick(text: str) -> Any:
+        try:
+            return json.loads(text)[machine][var].strip()
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None  # not generated in this run's output (e.g. under test mocks)
+
+    return stdout.apply(pick)
+
+
+class ZeroTierNetwork(pulumi.ComponentResource):
+    """`fleet:zerotier:Network`: one instance's admissions and its controller step."""
+
+    def __init__(
+        self,
+        fleet: Fleet,
+        instance: ServiceInstance,
+        machines: dict[str, MachineComponent],
+        settings: StackSettings,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        super().__init__("fleet:zerotier:Network", instance.name, None, opts)
+        name = instance.name
+        controller = fleet.members(name, "controller")[0]
+        members = service.members(fleet, instance)
+        external = service.external_ids(instance)
+        ctrl = machines[controller]
+        assert ctrl.vars is not None  # every member declares the zerotier generators
+        self.network_id = _value(ctrl.vars.stdout, controller, f"zerotier-network-{name}/network-id")
+        addresses: dict[str, Any] = {}
+        for m in members:
+            step = machines[m].vars
+            assert step is not None
+            addresses[m] = _value(step.stdout, m, f"zerotier-ip-{m}-{name}/ip")
+        for member in external:
+            addresses[member] = self.network_id.apply(functools.partial(_external_ip, member=member))
+        self.addresses = addresses
+        # the controller machine must exist (and have its vars) before anything is admitted on it
+        controller_deps: list[pulumi.Resource] = [r for r in (ctrl.vars, ctrl.server) if r is not None]
+        target = ctrl.ipv4 if ctrl.ipv4 is not None else fleet.machine(controller).target_host
+        env = step_environment(settings)
+        self.admissions = {}
+        for member in [m for m in members if m != controller] + external:
+            member_step = machines[member].vars if member in machines else None
+            args = ["zerotier", "admit", name, member, "--stack", pulumi.get_stack()]
+            self.admissions[member] = local.Command(
+                f"{name}-admit-{member}",
+                create=_with_target(fleet_command(args), target),
+                environment=env,
+                triggers=[content_hash([name, member])],
+                add_previous_output_in_env=False,
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[*controller_deps, *([member_step] if member_step else [])],
+                    ignore_changes=["environment"],
+                ),
+            )
+        # The controller's configuration: every member authorised at once, re-run whenever the
+        # member list changes (so a new member also lands in the controller's own state).
+        self.controller_config = local.Command(
+            f"{name}-controller",
+            create=_with_target(fleet_command(["zerotier", "admit", name, "--stack", pulumi.get_stack()]), target),
+            environment=env,
+            triggers=[content_hash(sorted(members + external))],
+            add_previous_output_in_env=False,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*controller_deps, *self.admissions.values()],
+                ignore_changes=["environment"],
+            ),
+        )
+        self.register_outputs({"network_id": self.network_id})
+
+    def outputs(self) -> dict[str, Any]:
+        return {"network_id": self.network_id, "members": self.addresses}
+
+
+def _with_target(command: str, target: pulumi.Input[str] | None) -> pulumi.Input[str]:
+    if target is None:
+        return command
+    return pulumi.Output.from_input(target).apply(
+        lambda host: f"{command} --target-host root@{host}" if host else command
+    )
+
+
+def _external_ip(nwid: str | None, *, member: str) -> str | None:
+    from fleet_sdk.zerotier import rfc4193
+
+    return rfc4193(nwid, member) if nwid else None
+
+
+def networks(
+    fleet: Fleet, machines: dict[str, MachineComponent], settings: StackSettings, parent: pulumi.Resource
+) -> dict[str, ZeroTierNetwork]:
+    opts = pulumi.ResourceOptions(parent=parent)
+    return {
+        inst.name: ZeroTierNetwork(fleet, inst, machines, settings, opts)
+        for inst in fleet.instances
+        if service.is_zerotier(inst)
+    }

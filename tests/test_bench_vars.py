@@ -1,0 +1,44 @@
+"""vars benchmark: `fleet vars generate` for 100 machines against the clan way, one process per step.
+
+Run with `pytest -m bench tests/test_bench_vars.py -s`; the default run deselects it (it takes 1 to 1.5 min).
+Needs Debian's age, openssh-client, openssl, git and bash; with CI=true their absence fails the test,
+else it skips.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "vars.py"
+
+# Target: generating the vars of 100 machines at least 10 times faster than the clan way.
+MIN_RATIO = 10.0
+
+
+def _load_bench():
+    # bench/ is a directory of scripts, not a package
+    spec = importlib.util.spec_from_file_location("bench_vars", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.bench
+def test_vars_generate_against_the_clan_way():
+    bench = _load_bench()
+    missing = [tool for tool in bench.TOOLS if shutil.which(tool) is None]
+    if missing:
+        reason = f"missing tools: {', '.join(missing)} (Debian packages age, openssh-client, openssl, git)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    result = bench.measure(100)
+    table = bench.format_result(result)
+    print("\n" + table)
+    assert result["ratio"] >= MIN_RATIO, f"ours is less than {MIN_RATIO}x faster than the clan way\n{table}"
