@@ -41,6 +41,17 @@ class StackSettings:
     flake: str = "."
     enabled: tuple[str, ...] | None = None  # None: every machine gets its cloud resources
     project: Path | None = None  # the Pulumi project (stacks/, Pulumi.<stack>.yaml) the steps load
+    values: Mapping[str, str] = field(default_factory=dict)  # every config value, for the stack's own keys
+
+    def object(self, key: str, default: Any = None) -> Any:
+        """A structured config value (JSON), e.g. settings.object("fleet:zerotierMembers", {})."""
+        raw = self.values.get(key)
+        if raw is None:
+            return default
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            raise ConfigError(f"{key}: expected JSON, got {raw!r}") from None
 
     @classmethod
     def from_values(cls, values: Mapping[str, str], project_dir: Path) -> StackSettings:
@@ -51,6 +62,7 @@ class StackSettings:
             flake=values.get("fleet:flake", "."),
             enabled=None if enabled is None else _name_list("fleet:enabled", enabled),
             project=project_dir,
+            values=dict(values),
         )
 
 

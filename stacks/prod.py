@@ -80,7 +80,15 @@ def build(settings: StackSettings) -> Fleet:
         instances=(
             ServiceInstance(
                 name="zerotier",
-                roles={"controller": Role(machines=("cinnabar",)), "peer": Role(tags=("peer",))},
+                roles={
+                    # the workstations run their own zerotier-one: admitted by member id (stack config
+                    # fleet:zerotierMembers, {"stibnite": "<10 hex digits>", …})
+                    "controller": Role(
+                        machines=("cinnabar",),
+                        settings={"allowedIds": sorted(settings.object("fleet:zerotierMembers", {}).values())},
+                    ),
+                    "peer": Role(tags=("peer",)),
+                },
             ),
         ),
     )

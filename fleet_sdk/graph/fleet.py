@@ -12,7 +12,7 @@ from fleet_sdk.errors import FleetError
 from fleet_sdk.spec import Fleet, GcpHost, HetznerHost, Machine
 from fleet_sdk.stackconfig import StackSettings
 
-SDK_KEYS = ("repo", "flake", "enabled")
+SDK_KEYS = ("repo", "flake", "enabled", "zerotierMembers")
 
 
 def settings_from_pulumi_config(project_dir: Path | None = None) -> StackSettings:

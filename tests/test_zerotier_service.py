@@ -1,0 +1,171 @@
+"""The zerotier service: validation, clan's generators, the graph's admissions, `fleet zerotier admit`."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from fleet_sdk import sops
+from fleet_sdk.errors import SpecError
+from fleet_sdk.graph import deploy_fleet
+from fleet_sdk.keys import KeyEntry, SopsTree
+from fleet_sdk.spec import Fleet, HetznerHost, Machine, Role, ServiceInstance
+from fleet_sdk.stackconfig import StackSettings
+from fleet_sdk.testing import recorded_graph
+from fleet_sdk.vars.generate import GenerateOptions, generate
+from fleet_sdk.vars.store import GeneratorId, VarsStore
+from fleet_sdk.zerotier import Identity, member_id, rfc4193
+from fleet_sdk.zerotier_admit import admit, plan
+
+COMMAND = "command:local:Command"
+
+
+def fleet(
+    peers: int = 2, controller: tuple[str, ...] = ("ctl",), moons: tuple[str, ...] = (), **settings: object
+) -> Fleet:
+    machines = [Machine(name="ctl", host=HetznerHost(server_type="cx22", location="fsn1"), target_host="ctl.example")]
+    machines += [Machine(name=f"p{i}", tags=("peer",)) for i in range(peers)]
+    machines += [Machine(name=m) for m in moons if m not in {x.name for x in machines}]
+    roles = {"controller": Role(machines=controller, settings=dict(settings)), "peer": Role(tags=("peer",))}
+    if moons:
+        roles["moon"] = Role(machines=moons)
+    return Fleet(
+        name="f", machines=tuple(machines), instances=(ServiceInstance(name="zt", module="zerotier", roles=roles),)
+    )
+
+
+@pytest.mark.parametrize(
+    ("build", "words"),
+    [
+        (lambda: fleet(controller=("ctl", "p0")), "needs exactly one controller machine, has 2"),
+        (lambda: fleet(peers=6, moons=tuple(f"m{i}" for i in range(5))), "at most 4 moons, has 5"),
+        (lambda: fleet(moons=("m0",)), "'m0' needs settings.stableEndpoints"),
+        (lambda: fleet(allowedIds=["abc"]), "'abc' is not a member id (10 hex digits)"),
+        (lambda: fleet(allowedIds=["0000000000"]), "0000000000 is a reserved ZeroTier address"),
+        (lambda: fleet(allowedIds=["ff12345678"]), "ff12345678 is a reserved ZeroTier address"),
+        (lambda: fleet(networkId="db4344343b14b9"), "networkId: 'db4344343b14b9' is not a network id"),
+        (lambda: fleet(controller=("ghost",)), "roles.controller.machines: 'ghost' is not a machine"),
+        (lambda: fleet(allowedIps=["10.0.0.1"]), "'10.0.0.1' is not an IPv6 address"),
+    ],
+)
+def test_bad_input_is_refused_naming_the_instance(build, words: str) -> None:
+    with pytest.raises(SpecError) as info:
+        build()
+    assert "instance 'zt'" in str(info.value) and words in str(info.value)
+
+
+def test_members_declare_clans_generators() -> None:
+    f = fleet(peers=1)
+    assert [g.name for g in f.generators_of("p0")] == [
+        "zerotier-identity-ctl", "zerotier-identity-p0", "zerotier-ip-p0-zt", "zerotier-network-zt",
+    ]  # fmt: skip
+    assert all(g.share for g in f.generators_of("p0"))
+    network = next(g for g in f.generators_of("ctl") if g.name == "zerotier-network-zt")
+    assert network.dependencies == ("zerotier-identity-ctl",)
+    assert [(x.name, x.secret, x.deploy) for x in network.files] == [("network-id", False, False)]
+
+
+def settings(tmp_path: Path) -> StackSettings:
+    return StackSettings(repo=tmp_path / "repo", project=tmp_path / "project")
+
+
+def test_admissions_depend_on_the_controller_and_the_members_identity(tmp_path: Path) -> None:
+    graph = recorded_graph(lambda: deploy_fleet(fleet(peers=2, allowedIds=["a1b2c3d4e5"]), settings(tmp_path)))
+    admissions = {r.name: r for r in graph.of_type(COMMAND) if "-admit-" in r.name}
+    assert set(admissions) == {"zt-admit-p0", "zt-admit-p1", "zt-admit-a1b2c3d4e5"}
+    server = graph.one("hcloud:index/server:Server", "ctl").urn
+    ctl_vars = graph.one(COMMAND, "ctl-vars").urn
+    for name in ("p0", "p1"):
+        deps = admissions[f"zt-admit-{name}"].dependencies
+        assert {server, ctl_vars, graph.one(COMMAND, f"{name}-vars").urn} <= set(deps)
+    assert {server, ctl_vars} <= set(admissions["zt-admit-a1b2c3d4e5"].dependencies)
+    network = graph.one("fleet:zerotier:Network", "zt")
+    assert all(a.parent == network.urn for a in admissions.values())
+    outputs = graph.outputs["zerotier"]["zt"]
+    assert set(outputs["members"]) == {"ctl", "p0", "p1", "a1b2c3d4e5"}
+
+
+def test_adding_a_peer_adds_one_admission_and_changes_the_controller_trigger(tmp_path: Path) -> None:
+    def run(peers: int) -> tuple[set[str], list]:
+        g = recorded_graph(lambda: deploy_fleet(fleet(peers=peers), settings(tmp_path)))
+        return {r.name for r in g.of_type(COMMAND) if "-admit-" in r.name}, g.one(COMMAND, "zt-controller").inputs[
+            "triggers"
+        ]
+
+    before, trigger_before = run(2)
+    after, trigger_after = run(3)
+    assert after - before == {"zt-admit-p2"} and before <= after
+    assert trigger_before != trigger_after
+    assert run(2)[1] == trigger_before  # stable
+
+
+def test_admit_posts_to_the_controllers_local_api_over_ssh(tmp_path: Path, monkeypatch) -> None:
+    """Generates the vars for real, then runs `admit` through a stand-in `ssh` (there is no
+    controller here) that executes the script it receives with real `sh`, under bwrap with a fake
+    /var/lib/zerotier-one, and a recording `curl`."""
+    private, public = sops.generate()
+    repo = tmp_path / "repo"
+    SopsTree(repo).write_keys("users", "admin", [KeyEntry(public)])
+    f = fleet(peers=1, allowedIds=["a1b2c3d4e5"])
+    generate(repo, f, GenerateOptions(identities=[private]))
+    store = VarsStore(repo)
+    nwid = store.public(GeneratorId("zerotier-network-zt", None), "network-id").decode()  # type: ignore[union-attr]
+    ctl = Identity.parse(
+        store.secret(GeneratorId("zerotier-identity-ctl", None), "identity-secret", [private]).decode()
+    )
+    assert ctl.validate() and nwid.startswith(ctl.address) and len(nwid) == 16
+    p0_ip = store.public(GeneratorId("zerotier-ip-p0-zt", None), "ip").decode()  # type: ignore[union-attr]
+    p0 = Identity.parse(store.secret(GeneratorId("zerotier-identity-p0", None), "identity-secret", [private]).decode())
+    assert p0_ip == rfc4193(nwid, p0.address) and member_id(p0_ip) == p0.address
+
+    bin_dir, zt_dir, log = tmp_path / "bin", tmp_path / "zt", tmp_path / "log"
+    bin_dir.mkdir()
+    zt_dir.mkdir()
+    (zt_dir / "authtoken.secret").write_text("tok3n")
+    (bin_dir / "ssh").write_text(
+        f'#!/bin/sh\necho "ssh $*" >> {log}\nexec bwrap --dev-bind / / --bind {zt_dir} /var/lib/zerotier-one sh -s\n'
+    )
+    (bin_dir / "curl").write_text(f'#!/bin/sh\necho "curl $*" >> {log}\n')
+    for tool in ("ssh", "curl"):
+        (bin_dir / tool).chmod(stat.S_IRWXU)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("SOPS_AGE_KEY", private)
+
+    admission = plan(store, f, "zt")
+    assert admission.members == {"a1b2c3d4e5": "a1b2c3d4e5", "ctl": ctl.address, "p0": p0.address}
+    output = admit(store, f, admission, "root@203.0.113.7:2222")
+    assert f"admitted p0 ({p0.address})" in output
+    lines = log.read_text().splitlines()
+    ssh_line = lines[0]
+    assert (
+        ssh_line.startswith("ssh -o BatchMode=yes")
+        and "-p 2222" in ssh_line
+        and ssh_line.endswith("root@203.0.113.7 sh -s")
+    )
+    assert "tok3n" not in ssh_line  # the authtoken is read on the controller, never an argument here
+    posts = [line for line in lines if line.startswith("curl")]
+    assert len(posts) == 3
+    for name, mid in admission.members.items():
+        url = f"http://localhost:9993/controller/network/{nwid}/member/{mid}"
+        assert f'curl -fsS -X POST -H X-ZT1-AUTH: tok3n -d {{"authorized": true}} {url}' in posts, (name, posts)
+    assert not list(tmp_path.glob("fleet-ssh-*"))
+
+
+def test_admit_without_target_host_says_what_to_do(tmp_path: Path) -> None:
+    f = Fleet(
+        name="f",
+        machines=(Machine(name="ctl"), Machine(name="p0", tags=("peer",))),
+        instances=(
+            ServiceInstance(
+                name="zt",
+                module="zerotier",
+                roles={"controller": Role(machines=("ctl",)), "peer": Role(tags=("peer",))},
+            ),
+        ),
+    )
+    store = VarsStore(tmp_path)
+    with pytest.raises(Exception, match="no network id yet; run `fleet vars generate ctl`"):
+        plan(store, f, "zt")
