@@ -80,16 +80,7 @@ SCRIPTS = {
 
 
 def nixos_vars(machine: str) -> tuple[Generator, ...]:
-    """stacks/prod.py `nixos_vars`."""
-    return (
-        builtins.openssh(),
-        builtins.openssh_ca(),
-        builtins.openssh_cert(machine, [DOMAIN]),
-        builtins.user_password("root", prompt=False),
-        builtins.emergency_access(),
-        builtins.state_version("25.05"),
-        builtins.deploy_key(),
-    )
+    return builtins.nixos_defaults(machine, [DOMAIN])  # what stacks/prod.py declares
 
 
 def make_fleet(n: int) -> Fleet:

@@ -5,7 +5,7 @@ key fleet:enabled (applied by the loader, so every stack behaves the same).
 """
 
 from fleet_sdk.disko import zfs_root
-from fleet_sdk.spec import Fleet, GcpHost, Generator, HetznerHost, Machine, Role, ServiceInstance
+from fleet_sdk.spec import Fleet, GcpHost, HetznerHost, Machine, Role, ServiceInstance
 from fleet_sdk.stackconfig import StackSettings
 from fleet_sdk.vars import builtins
 
@@ -13,25 +13,11 @@ WORKSTATIONS = ("stibnite", "blackphos", "rosegold", "argentum")
 DOMAIN = "zt"
 
 
-def nixos_vars(machine: str) -> tuple[Generator, ...]:
-    """The vars clan's services read on a NixOS machine: host key and certificate (sshd), root's
-    password, emergency access, state version, and the fleet's deploy key."""
-    return (
-        builtins.openssh(),
-        builtins.openssh_ca(),
-        builtins.openssh_cert(machine, [DOMAIN]),
-        builtins.user_password("root", prompt=False),
-        builtins.emergency_access(),
-        builtins.state_version("25.05"),
-        builtins.deploy_key(),
-    )
-
-
 def build(settings: StackSettings) -> Fleet:
     machines = [
         Machine(
             name="cinnabar",
-            generators=nixos_vars("cinnabar"),
+            generators=builtins.nixos_defaults("cinnabar", [DOMAIN]),
             description="primary VPS, ZeroTier controller",
             tags=("nixos", "cloud", "hetzner", "controller"),
             host=HetznerHost(server_type="cx43", location="fsn1", protect=True),
@@ -39,7 +25,7 @@ def build(settings: StackSettings) -> Fleet:
         ),
         Machine(
             name="electrum",
-            generators=nixos_vars("electrum"),
+            generators=builtins.nixos_defaults("electrum", [DOMAIN]),
             description="secondary VPS",
             tags=("nixos", "cloud", "hetzner", "peer"),
             host=HetznerHost(server_type="ccx23", location="fsn1", protect=True),
@@ -47,7 +33,7 @@ def build(settings: StackSettings) -> Fleet:
         ),
         Machine(
             name="galena",
-            generators=nixos_vars("galena"),
+            generators=builtins.nixos_defaults("galena", [DOMAIN]),
             description="CPU node",
             tags=("nixos", "cloud", "gcp", "peer"),
             host=GcpHost(machine_type="e2-standard-8", zone="us-central1-b"),
@@ -55,7 +41,7 @@ def build(settings: StackSettings) -> Fleet:
         ),
         Machine(
             name="scheelite",
-            generators=nixos_vars("scheelite"),
+            generators=builtins.nixos_defaults("scheelite", [DOMAIN]),
             description="GPU node",
             tags=("nixos", "cloud", "gcp", "gpu", "peer"),
             host=GcpHost(machine_type="n1-standard-8", zone="us-central1-f", gpu_type="nvidia-tesla-t4", gpu_count=1),

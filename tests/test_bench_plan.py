@@ -5,12 +5,9 @@ Run with `pytest -m bench tests/test_bench_plan.py -s`; the default run deselect
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "plan.py"
+from tests.tools import load_bench
 
 # Targets: at most half again the bare-Pulumi cost per machine, and linear from 100 to 1000 machines.
 # Pulumi's runtime itself is not linear (the floor's per-machine time grows 1.3-1.9x from 100 to 1000:
@@ -20,18 +17,9 @@ MAX_RATIO = 1.5
 MAX_EXTRA_GROWTH = 1.2
 
 
-def _load_bench():
-    # bench/ is a directory of scripts, not a package
-    spec = importlib.util.spec_from_file_location("bench_plan", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.bench
 def test_plan_time_against_bare_pulumi():
-    bench = _load_bench()
+    bench = load_bench("plan")
     rows = bench.measure((10, 100, 1000))
     table = bench.format_table(rows)
     print("\n" + table)

@@ -6,26 +6,15 @@ Needs Debian's `age` CLI (scripts/system-deps); with CI=true its absence fails t
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "sops.py"
+from tests.tools import load_bench
 
 # Target: in-process encrypt+decrypt at least 20 times faster than one age process per file and step.
 MIN_RATIO = 20.0
-
-
-def _load_bench():
-    # bench/ is a directory of scripts, not a package
-    spec = importlib.util.spec_from_file_location("bench_sops", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.bench
@@ -35,7 +24,7 @@ def test_in_process_sops_against_one_process_per_file():
         if os.environ.get("CI") == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    bench = _load_bench()
+    bench = load_bench("sops")
     result = bench.measure(1000)
     table = bench.format_result(result)
     print("\n" + table)

@@ -7,31 +7,20 @@ else it skips.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "vars.py"
+from tests.tools import load_bench
 
 # Target: generating the vars of 100 machines at least 10 times faster than the clan way.
 MIN_RATIO = 10.0
 
 
-def _load_bench():
-    # bench/ is a directory of scripts, not a package
-    spec = importlib.util.spec_from_file_location("bench_vars", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.bench
 def test_vars_generate_against_the_clan_way():
-    bench = _load_bench()
+    bench = load_bench("vars")
     missing = [tool for tool in bench.TOOLS if shutil.which(tool) is None]
     if missing:
         reason = f"missing tools: {', '.join(missing)} (Debian packages age, openssh-client, openssl, git)"

@@ -7,8 +7,6 @@ With CI=true a missing nix-instantiate fails these tests; elsewhere they are ski
 from __future__ import annotations
 
 import copy
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 
 from fleet_sdk import nix
 from fleet_sdk.disko import DiskLayout, DiskoError
+from tests.tools import require
 
 from .conftest import prod_fleet
 from .disko_examples import VALID
@@ -26,11 +25,7 @@ DISKO_NIX = PROJECT / "nix" / "disko.nix"
 
 @pytest.fixture(autouse=True)
 def _nix_instantiate() -> None:
-    if shutil.which(nix.NIX_INSTANTIATE) is None:
-        reason = "nix-instantiate not found (Debian package nix-bin; see scripts/system-deps)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI=true requires it")
-        pytest.skip(reason)
+    require((nix.NIX_INSTANTIATE, "nix-bin"))
 
 
 def write(path: Path, text: str) -> Path:

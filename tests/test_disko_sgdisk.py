@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from fleet_sdk.disko import DiskLayout, PartitionPlanError, zfs_root
 from fleet_sdk.disko.model import Gpt
 from fleet_sdk.disko.plan import PartitionSpec, partition_plan, plan_gpt, resolve
 from fleet_sdk.runner import CommandError
+from tests.tools import require
 
 from .conftest import prod_fleet
 from .disko_examples import VALID
@@ -175,12 +175,7 @@ def assert_sgdisk_made_the_plan(layout: DiskLayout, disk_key: str, size: int, do
 
 @pytest.fixture(scope="module", autouse=True)
 def _tools() -> None:
-    for name, package in (("sgdisk", "gdisk"), ("blkid", "util-linux")):
-        if sgdisk.tool(name) is None:
-            reason = f"{name} not found (Debian package {package}; see scripts/system-deps)"
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"{reason}; CI=true requires it")
-            pytest.skip(reason)
+    require(("sgdisk", "gdisk"), ("blkid", "util-linux"), find=sgdisk.tool)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ With CI=true a missing sgdisk/blkid fails these tests; elsewhere they are skippe
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import pytest
 from fleet_sdk import sgdisk
 from fleet_sdk.runner import CommandError
 from fleet_sdk.sgdisk import PartitionCommand as P
+from tests.tools import require
 
 GIB = 1024**3
 LAST_USABLE = 20971486  # 10 GiB image
@@ -80,12 +80,7 @@ LAYOUTS: dict[str, list[list[P]]] = {
 
 @pytest.fixture(scope="module", autouse=True)
 def _tools() -> None:
-    for name, package in (("sgdisk", "gdisk"), ("blkid", "util-linux")):
-        if sgdisk.tool(name) is None:
-            reason = f"{name} not found (Debian package {package}; see scripts/system-deps)"
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"{reason}; CI=true requires it")
-            pytest.skip(reason)
+    require(("sgdisk", "gdisk"), ("blkid", "util-linux"), find=sgdisk.tool)
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,7 @@ With CI=true a missing ssh-keygen/openssl fails these tests; elsewhere they are 
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +20,7 @@ from fleet_sdk.spec.generators import Generator
 from fleet_sdk.vars import builtins
 from fleet_sdk.vars.execute import GeneratorError, run_generator
 from fleet_sdk.vars.store import GeneratorId
+from tests.tools import require
 
 PUB = re.compile(rb"^ssh-ed25519 [A-Za-z0-9+/]+=* \n$")  # `-C ""`: an empty comment after the space
 HASH = re.compile(r"^\$6\$([./0-9A-Za-z]{1,16})\$[./0-9A-Za-z]{86}$")
@@ -30,12 +29,7 @@ WORD = re.compile(r"^[a-z]{5,9}$")
 
 @pytest.fixture(autouse=True)
 def _tools() -> None:
-    for tool, package in (("ssh-keygen", "openssh-client"), ("openssl", "openssl")):
-        if shutil.which(tool) is None:
-            reason = f"{tool} not found (Debian package {package}; see scripts/system-deps)"
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"{reason}; CI=true requires it")
-            pytest.skip(reason)
+    require(("ssh-keygen", "openssh-client"), ("openssl", "openssl"))
 
 
 def gen(g: Generator, machine: str | None = "m1", inputs: dict[str, dict[str, bytes]] | None = None, **prompts: str):

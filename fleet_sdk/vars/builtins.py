@@ -264,3 +264,17 @@ def _write(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
+
+
+def nixos_defaults(machine: str, domains: list[str]) -> tuple[Generator, ...]:
+    """The vars clan's services read on a NixOS machine: host key and certificate (sshd), root's
+    generated password, emergency access, state version, and the fleet's deploy key."""
+    return (
+        openssh(),
+        openssh_ca(),
+        openssh_cert(machine, domains),
+        user_password("root", prompt=False),
+        emergency_access(),
+        state_version("25.05"),
+        deploy_key(),
+    )
