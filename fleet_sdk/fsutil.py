@@ -6,6 +6,8 @@ Secret material goes to 0600 files; directories this module creates are 0700.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import tempfile
 from pathlib import Path
@@ -59,14 +61,30 @@ def write_if_changed(path: Path, data: bytes, mode: int = 0o600, dir_mode: int =
 
 def write_new(path: Path, data: bytes, mode: int = 0o600, dir_mode: int = 0o700) -> None:
     """Create `path` inside a folder nobody else sees yet (a staging folder that is renamed into
-    place as a whole): no temp file or rename needed, one fsync so the data is on disk before the
-    folder is swapped in."""
+    place as a whole): no temp file or rename needed. Call `sync_filesystem` on the folder before
+    it is swapped in, so its data is on disk first."""
     ensure_dir(path.parent, dir_mode)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def sync_filesystem(path: Path) -> None:
+    """Flush everything written to the filesystem holding `path` (syncfs): one call for a whole
+    staging folder instead of one fsync per file; falls back to fsyncing every file in it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if getattr(_libc, "syncfs", None) is not None and _libc.syncfs(fd) == 0:
+            return
+    finally:
+        os.close(fd)
+    for file in path.rglob("*"):
+        if file.is_file() and not file.is_symlink():
+            with open(file, "rb+") as f:
+                os.fsync(f.fileno())
 
 
 def fsync_dir(path: Path) -> None:

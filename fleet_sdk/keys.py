@@ -66,6 +66,7 @@ class SopsTree:
     def __init__(self, repo: Path) -> None:
         self.repo = repo
         self.root = repo / "sops"
+        self._keys: dict[tuple[str, str], list[str]] = {}
 
     def member_dir(self, kind: str, name: str) -> Path:
         return self.root / kind / name
@@ -80,11 +81,18 @@ class SopsTree:
         return sorted(p.name for p in d.iterdir() if (p / "key.json").is_file()) if d.is_dir() else []
 
     def keys_of(self, kind: str, name: str) -> list[str]:
-        return [e.publickey for e in read_key_json(self.member_dir(kind, name) / "key.json")]
+        # cached per tree: every secret written reads its members' keys; write_keys invalidates
+        cached = self._keys.get((kind, name))
+        if cached is None:
+            cached = self._keys[(kind, name)] = [
+                e.publickey for e in read_key_json(self.member_dir(kind, name) / "key.json")
+            ]
+        return list(cached)
 
     def write_keys(self, kind: str, name: str, entries: Iterable[KeyEntry]) -> bool:
         if kind == "users" and not USER_NAME.match(name):
             raise SopsError(f"user name {name!r}: use lower-case letters, digits, '_' and '-', 1-32 long")
+        self._keys.pop((kind, name), None)
         return fsutil.write_if_changed(self.member_dir(kind, name) / "key.json", key_json_bytes(entries), 0o644)
 
     def group_members(self, group: str) -> dict[str, list[str]]:

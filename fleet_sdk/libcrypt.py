@@ -7,10 +7,11 @@ import ctypes
 import ctypes.util
 import secrets
 import string
-import threading
 
 _SALT_CHARS = string.ascii_letters + string.digits + "./"
-_lock = threading.Lock()  # crypt() returns a static buffer
+# crypt_r's struct crypt_data is about 33 KiB in libxcrypt (131 KiB in old glibc); a fresh zeroed
+# buffer per call makes calls independent, so hashes run in parallel (ctypes releases the GIL)
+_DATA_SIZE = 1 << 18
 
 
 def _load() -> ctypes.CDLL | None:
@@ -19,8 +20,8 @@ def _load() -> ctypes.CDLL | None:
         lib = ctypes.CDLL(name or "libcrypt.so.1")
     except OSError:
         return None
-    lib.crypt.restype = ctypes.c_char_p
-    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    lib.crypt_r.restype = ctypes.c_char_p
+    lib.crypt_r.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p]
     return lib
 
 
@@ -31,8 +32,8 @@ def sha512_crypt(password: bytes, salt: str | None = None) -> bytes | None:
     if _lib is None:
         return None
     salt = salt or "".join(secrets.choice(_SALT_CHARS) for _ in range(16))
-    with _lock:
-        result = _lib.crypt(password, f"$6${salt}".encode())
+    data = ctypes.create_string_buffer(_DATA_SIZE)
+    result = _lib.crypt_r(password, f"$6${salt}".encode(), data)
     if not result or not result.startswith(b"$6$"):
         return None  # a libcrypt without SHA-512 support
     return bytes(result)

@@ -68,10 +68,13 @@ def run_generator(
     """The generator's files by name. Raises GeneratorError naming the generator and what to do."""
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=_private_tmp())).resolve()
     try:
+        if g.python is not None:
+            # Python generators get their inputs and prompts in memory: only $out is a folder
+            _run_python(gid, g, inputs, prompts, tmp)
+            return _collect(gid, g, tmp)
         in_dir, out_dir, prompt_dir = tmp / "in", tmp / "out", tmp / "prompts"
         for d in (in_dir, out_dir, prompt_dir):
-            if d is out_dir or g.script is not None or (d is in_dir and inputs) or (d is prompt_dir and prompts):
-                d.mkdir(mode=0o700)  # Python generators get only the folders they use
+            d.mkdir(mode=0o700)
         for dep, files in inputs.items():
             for name, data in files.items():
                 _write(in_dir / dep / name, data)
@@ -80,18 +83,25 @@ def run_generator(
         for p in g.prompts:
             if p.persist:  # clan copies persisted prompts to $out before the script runs
                 _write(out_dir / p.name, prompts[p.name].encode())
-        if g.python is not None:
-            try:
-                g.python(inputs, prompts, out_dir)
-            except FleetError:
-                raise
-            except Exception as e:
-                raise GeneratorError(f"generator {gid}: {type(e).__name__}: {e}") from e
-        else:
-            _run_script(gid, g, tmp, in_dir, out_dir, prompt_dir, sandbox, timeout)
+        _run_script(gid, g, tmp, in_dir, out_dir, prompt_dir, sandbox, timeout)
         return _collect(gid, g, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run_python(
+    gid: GeneratorId, g: Generator, inputs: dict[str, dict[str, bytes]], prompts: dict[str, str], out: Path
+) -> None:
+    assert g.python is not None
+    for p in g.prompts:
+        if p.persist:
+            _write(out / p.name, prompts[p.name].encode())
+    try:
+        g.python(inputs, prompts, out)
+    except FleetError:
+        raise
+    except Exception as e:
+        raise GeneratorError(f"generator {gid}: {type(e).__name__}: {e}") from e
 
 
 def _run_script(

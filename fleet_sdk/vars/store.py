@@ -120,6 +120,7 @@ class VarsStore:
             if g.validation_hash is not None:
                 fsutil.write_new(staging / VALIDATION_HASH, g.validation_hash.encode(), 0o644)
             os.chmod(staging, 0o755)  # noqa: S103 (public values are readable; secret folders stay 0700)
+            fsutil.sync_filesystem(staging)  # the new files are on disk before they go live
             _swap_in(staging, final)
             fsutil.fsync_dir(final.parent)  # the swap itself survives a crash
         finally:
@@ -140,6 +141,8 @@ class VarsStore:
 
 
 def _copy_links(old: Path, new: Path) -> None:
+    if not old.is_dir():
+        return
     for kind in ("machines", "users", "groups"):
         d = old / kind
         if d.is_dir():
