@@ -20,17 +20,18 @@ def fs(fmt: str, mountpoint: str, **kw: Any) -> dict[str, Any]:
     return {"type": "filesystem", "format": fmt, "mountpoint": mountpoint, **kw}
 
 
+def esp(size: str) -> dict[str, Any]:
+    """The EFI system partition of disko's examples: vfat at /boot, umask=0077."""
+    return {"size": size, "type": "EF00", "content": fs("vfat", "/boot", mountOptions=["umask=0077"])}
+
+
 V4_HYBRID = {
     "disk": {
         "main": disk(
             "/dev/disk/by-id/some-disk-id",
             {
                 "boot": {"size": "1M", "type": "EF02"},
-                "ESP": {
-                    "size": "512M",
-                    "type": "EF00",
-                    "content": fs("vfat", "/boot", mountOptions=["umask=0077"]),
-                },
+                "ESP": esp("512M"),
                 "root": {"size": "100%", "content": fs("ext4", "/")},
             },
         )
@@ -42,11 +43,7 @@ V5_SWAP = {
         "main": disk(
             "/dev/disk/by-id/some-disk-id",
             {
-                "ESP": {
-                    "size": "500M",
-                    "type": "EF00",
-                    "content": fs("vfat", "/boot", mountOptions=["umask=0077"]),
-                },
+                "ESP": esp("500M"),
                 "root": {"end": "-1G", "content": fs("ext4", "/")},
                 "encryptedSwap": {
                     "size": "10M",
@@ -67,11 +64,7 @@ V6_LONG_NAME = {
         LONG: disk(
             "/dev/disk/by-id/some-disk-id",
             {
-                "ESP": {
-                    "size": "500M",
-                    "type": "EF00",
-                    "content": fs("vfat", "/boot", mountOptions=["umask=0077"]),
-                },
+                "ESP": esp("500M"),
                 "root": {"size": "100%", "content": fs("ext4", "/")},
             },
         )
@@ -83,11 +76,7 @@ V7_WHITESPACE = {
         "vdb": disk(
             "/dev/vdb",
             {
-                "ESP": {
-                    "size": "100M",
-                    "type": "EF00",
-                    "content": fs("vfat", "/boot", mountOptions=["umask=0077"]),
-                },
+                "ESP": esp("100M"),
                 "name with spaces": {"size": "100M", "content": fs("ext4", "/name with spaces")},
                 "name^with\\some@special#chars": {"size": "100M", "content": fs("ext4", "/special-chars")},
                 "root": {"size": "100%", "content": fs("ext4", "/")},
@@ -101,11 +90,7 @@ V8_LVM_SIZES = {
         "main": disk(
             "/dev/disk/by-id/some-disk-id",
             {
-                "ESP": {
-                    "size": "500M",
-                    "type": "EF00",
-                    "content": fs("vfat", "/boot", mountOptions=["umask=0077"]),
-                },
+                "ESP": esp("500M"),
                 "primary": {"size": "100%", "content": {"type": "lvm_pv", "vg": "pool"}},
             },
         )
@@ -149,11 +134,7 @@ V9_ZFS_VDEVS = {
         "boot": disk(
             "/dev/disk/by-id/boot-disk",
             {
-                "ESP": {
-                    "size": "500M",
-                    "type": "EF00",
-                    "content": fs("vfat", "/boot", mountOptions=["umask=0077"]),
-                },
+                "ESP": esp("500M"),
                 "root": {"size": "100%", "content": fs("ext4", "/")},
             },
         ),
@@ -186,11 +167,7 @@ V10_TMPFS = {
         "main": disk(
             "/dev/disk/by-id/some-disk-id",
             {
-                "ESP": {
-                    "size": "500M",
-                    "type": "EF00",
-                    "content": fs("vfat", "/boot", mountOptions=["umask=0077"]),
-                },
+                "ESP": esp("500M"),
                 "root": {"size": "100%", "content": fs("ext4", "/")},
             },
         )
