@@ -32,11 +32,7 @@ def keygen(repo: Path, user: str | None = None, env: Mapping[str, str] | None = 
     if not USER_NAME.match(name):
         raise SopsError(f"user name {name!r}: use lower-case letters, digits, '_' and '-' (--name NAME)")
     identities = age.operator_identities(env)
-    key_file = (
-        None
-        if env.get("SOPS_AGE_KEY")
-        else (Path(env["SOPS_AGE_KEY_FILE"]) if env.get("SOPS_AGE_KEY_FILE") else age.default_key_file(env))
-    )
+    key_file = age.key_file(env)
     created = False
     if not identities:
         if key_file is None:

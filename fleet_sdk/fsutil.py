@@ -41,11 +41,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, dir_mode: int = 0o7
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)  # make the rename itself durable
 
 
 def write_if_changed(path: Path, data: bytes, mode: int = 0o600, dir_mode: int = 0o700) -> bool:

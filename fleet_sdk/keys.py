@@ -128,14 +128,16 @@ class SopsTree:
 
     def recipients_of(self, secret_dir: Path) -> set[str]:
         """The recipient rule: keys of linked machines and users, plus those of linked groups' members."""
-        members = self.members(secret_dir)
+        return self.keys_of_members(self.members(secret_dir))
+
+    def keys_of_members(self, members: Mapping[str, Iterable[str]]) -> set[str]:
+        """Keys of machines and users by name, and of the members of groups by name."""
         keys: set[str] = set()
-        for kind in ("machines", "users"):
-            for name in members[kind]:
-                keys.update(self.keys_of(kind, name))
-        for group in members["groups"]:
-            for kind, names in self.group_members(group).items():
-                for name in names:
+        for kind, names in members.items():
+            for name in names:
+                if kind == "groups":
+                    keys |= self.keys_of_members(self.group_members(name))
+                else:
                     keys.update(self.keys_of(kind, name))
         return keys
 
@@ -164,14 +166,7 @@ class SopsTree:
         recipients without links, which `fix` repairs."""
         wanted = {kind: sorted(set(names)) for kind, names in members.items()}
         keys = self.recipients_of(secret_dir) if secret_dir.is_dir() else set()
-        for kind, names in wanted.items():
-            for name in names:
-                if kind == "groups":
-                    for member_kind, member_names in self.group_members(name).items():
-                        for member in member_names:
-                            keys.update(self.keys_of(member_kind, member))
-                else:
-                    keys.update(self.keys_of(kind, name))
+        keys |= self.keys_of_members(wanted)
         document = encrypt(plaintext, sorted(keys)).encode()
         if staged:  # a private staging folder: written once, renamed into place as a whole
             fsutil.write_new(secret_dir / "secret", document)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet_sdk.spec import Fleet
-from fleet_sdk.stackconfig import StackConfig, StackSettings, load_fleet, load_stack_config
+from fleet_sdk.stackconfig import load_stack
 from fleet_sdk.testing.recorder import RecordedGraph, recorded_graph
 
 MACHINE_TYPE = "fleet:index:Machine"
@@ -80,18 +80,14 @@ def make_plan(project_dir: Path, stack: str, overrides: list[str] | None = None,
     """Load the stack's config and program and record what `pulumi preview` would register."""
     from fleet_sdk.graph import deploy_fleet
 
-    config: StackConfig = load_stack_config(project_dir, stack, overrides or [])
-    values = dict(config.values)
-    if repo is not None:
-        values["fleet:repo"] = str(repo.resolve())
-    settings = StackSettings.from_values(values, project_dir)
-    fleet = load_fleet(project_dir, stack, settings)  # refuses bad input before any registration
+    # refuses bad input before any registration
+    config, settings, fleet = load_stack(project_dir, stack, overrides or [], repo)
     graph = recorded_graph(
         lambda: deploy_fleet(fleet, settings),
         preview=True,
         project=config.project,
         stack=stack,
-        config=values,
+        config=config.values,
     )
     if graph.duplicate_urns:
         # the engine would refuse these; mocks accept them silently

@@ -158,6 +158,18 @@ def describe_validation_error(exc: ValidationError) -> list[str]:
     return problems
 
 
+def load_stack(
+    project_dir: Path, stack: str, overrides: Sequence[str] = (), repo: Path | None = None
+) -> tuple[StackConfig, StackSettings, Fleet]:
+    """Config (file plus -c overrides, --repo), settings and Fleet as `pulumi up` would build them."""
+    config = load_stack_config(project_dir, stack, overrides)
+    if repo is not None:
+        values = {**config.values, "fleet:repo": str(repo.resolve())}
+        config = StackConfig(config.project, stack, values, config.secret_keys)
+    settings = StackSettings.from_values(config.values, project_dir)
+    return config, settings, load_fleet(project_dir, stack, settings)
+
+
 def load_fleet(project_dir: Path, stack: str, settings: StackSettings) -> Fleet:
     """Run stacks/<stack>.py's `build(settings)` and apply fleet:enabled."""
     path = project_dir / "stacks" / f"{stack}.py"

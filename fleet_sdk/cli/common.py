@@ -10,8 +10,7 @@ from fleet_sdk.stackconfig import (
     StackSettings,
     default_stack,
     find_project_dir,
-    load_fleet,
-    load_stack_config,
+    load_stack,
 )
 
 
@@ -26,9 +25,6 @@ def stack_name(args: argparse.Namespace, project: Path) -> str:
 def load(args: argparse.Namespace, overrides: list[str] | None = None) -> tuple[Fleet, StackSettings]:
     """The stack's Fleet as `pulumi up` would build it (config file plus -c overrides)."""
     project = project_dir(args)
-    stack = stack_name(args, project)
-    values = dict(load_stack_config(project, stack, overrides or []).values)
-    if args.repo:
-        values["fleet:repo"] = str(Path(args.repo).resolve())
-    settings = StackSettings.from_values(values, project)
-    return load_fleet(project, stack, settings), settings
+    repo = Path(args.repo) if args.repo else None
+    _, settings, fleet = load_stack(project, stack_name(args, project), overrides or [], repo)
+    return fleet, settings

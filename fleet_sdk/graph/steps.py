@@ -53,13 +53,15 @@ def vars_step(fleet: Fleet, machine: str, settings: StackSettings, parent: pulum
     )
 
 
-def public_value(stdout: pulumi.Output[str], machine: str, var: str) -> pulumi.Output[str]:
-    """One public value from a vars step's JSON output."""
+def public_value(stdout: pulumi.Output[str], machine: str, var: str, required: bool = True) -> pulumi.Output[Any]:
+    """One public value from a vars step's JSON output; None when absent and not `required`."""
 
-    def pick(text: str) -> str:
+    def pick(text: str) -> str | None:
         try:
             return str(json.loads(text)[machine][var]).strip()
         except (ValueError, KeyError, TypeError):
+            if not required:
+                return None
             raise RuntimeError(
                 f"the vars step of {machine} printed no {var}; run `fleet vars generate {machine}`"
             ) from None

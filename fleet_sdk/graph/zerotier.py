@@ -4,13 +4,12 @@ admitted on the controller in the same run (clan admits them only on the control
 from __future__ import annotations
 
 import functools
-import json
 from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi_command import local
 
-from fleet_sdk.graph.steps import content_hash, fleet_command, step_environment
+from fleet_sdk.graph.steps import content_hash, fleet_command, public_value, step_environment
 from fleet_sdk.spec import Fleet, ServiceInstance
 from fleet_sdk.spec import zerotier as service
 from fleet_sdk.stackconfig import StackSettings
@@ -20,13 +19,8 @@ if TYPE_CHECKING:
 
 
 def _value(stdout: pulumi.Output[str], machine: str, var: str) -> pulumi.Output[Any]:
-    def pick(text: str) -> Any:
-        try:
-            return json.loads(text)[machine][var].strip()
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return None  # not generated in this run's output (e.g. under test mocks)
-
-    return stdout.apply(pick)
+    # absent from a step's output that did not generate it (e.g. under test mocks): null
+    return public_value(stdout, machine, var, required=False)
 
 
 class ZeroTierNetwork(pulumi.ComponentResource):

@@ -71,14 +71,21 @@ def default_key_file(env: Mapping[str, str] | None = None) -> Path:
     return Path(config) / "sops/age/keys.txt"
 
 
+def key_file(env: Mapping[str, str]) -> Path | None:
+    """The operator's key file: SOPS_AGE_KEY_FILE, else the default; None when SOPS_AGE_KEY is set."""
+    if env.get("SOPS_AGE_KEY"):
+        return None
+    return Path(env["SOPS_AGE_KEY_FILE"]) if env.get("SOPS_AGE_KEY_FILE") else default_key_file(env)
+
+
 def operator_identities(env: Mapping[str, str] | None = None) -> list[str]:
     """The operator's age identities, read as clan reads them: SOPS_AGE_KEY, else the file named by
     SOPS_AGE_KEY_FILE, else the default key file. Empty when none is set up."""
     env = os.environ if env is None else env
-    if env.get("SOPS_AGE_KEY"):
+    path = key_file(env)
+    if path is None:
         text = env["SOPS_AGE_KEY"]
     else:
-        path = Path(env["SOPS_AGE_KEY_FILE"]) if env.get("SOPS_AGE_KEY_FILE") else default_key_file(env)
         try:
             text = path.read_text()
         except FileNotFoundError:

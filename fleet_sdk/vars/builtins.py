@@ -31,7 +31,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from fleet_sdk import libcrypt, runner, sshcert
+from fleet_sdk import fsutil, libcrypt, runner, sshcert
 from fleet_sdk.errors import SpecError
 from fleet_sdk.spec.generators import Generator, GeneratorFile, Prompt
 
@@ -261,9 +261,7 @@ def _private_dir(out: Path) -> Iterator[Path]:
 def _write(path: Path, data: bytes) -> None:
     # Replaces a persisted prompt's copy; 0600 because most of these bytes are secrets.
     path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    fsutil.write_new(path, data)
 
 
 def nixos_defaults(machine: str, domains: list[str]) -> tuple[Generator, ...]:

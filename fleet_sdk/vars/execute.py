@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from fleet_sdk import bwrap
+from fleet_sdk import bwrap, fsutil
 from fleet_sdk.errors import FleetError
 from fleet_sdk.runner import CommandError
 from fleet_sdk.spec.generators import Generator
@@ -50,13 +50,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-
-
 def run_generator(
     gid: GeneratorId,
     g: Generator,
@@ -77,12 +70,12 @@ def run_generator(
             d.mkdir(mode=0o700)
         for dep, files in inputs.items():
             for name, data in files.items():
-                _write(in_dir / dep / name, data)
+                fsutil.write_new(in_dir / dep / name, data)
         for name, value in prompts.items():
-            _write(prompt_dir / name, value.encode())
+            fsutil.write_new(prompt_dir / name, value.encode())
         for p in g.prompts:
             if p.persist:  # clan copies persisted prompts to $out before the script runs
-                _write(out_dir / p.name, prompts[p.name].encode())
+                fsutil.write_new(out_dir / p.name, prompts[p.name].encode())
         _run_script(gid, g, tmp, in_dir, out_dir, prompt_dir, sandbox, timeout)
         return _collect(gid, g, out_dir)
     finally:
@@ -95,7 +88,7 @@ def _run_python(
     assert g.python is not None
     for p in g.prompts:
         if p.persist:
-            _write(out / p.name, prompts[p.name].encode())
+            fsutil.write_new(out / p.name, prompts[p.name].encode())
     try:
         g.python(inputs, prompts, out)
     except FleetError:
