@@ -10,6 +10,7 @@ import ctypes
 import ctypes.util
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -44,6 +45,33 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, dir_mode: int = 0o7
     fsync_dir(path.parent)  # make the rename itself durable
 
 
+def write_atomic_many(files: Sequence[tuple[Path, bytes, int]], dir_mode: int = 0o700) -> None:
+    """write_atomic for many (path, data, mode) at once: every file is complete on disk (one
+    sync for all) before any is renamed into place; one more sync makes the renames durable."""
+    if not files:
+        return
+    temps: list[tuple[str, Path]] = []
+    renamed = 0
+    try:
+        for path, data, mode in files:
+            ensure_dir(path.parent, dir_mode)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps.append((tmp, path))
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+        folders = list(dict.fromkeys(path.parent for path, _, _ in files))
+        sync_filesystem(folders)
+        for tmp, path in temps:
+            os.replace(tmp, path)
+            renamed += 1
+        sync_filesystem(folders)
+    finally:
+        for tmp, _ in temps[renamed:]:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+
 def write_if_changed(path: Path, data: bytes, mode: int = 0o600, dir_mode: int = 0o700) -> bool:
     """Write only when the content differs (keeps mtimes and git status quiet). True if written."""
     try:
@@ -68,19 +96,23 @@ def write_new(path: Path, data: bytes, mode: int = 0o600, dir_mode: int = 0o700)
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-def sync_filesystem(path: Path) -> None:
-    """Flush everything written to the filesystem holding `path` (syncfs): one call for a whole
-    staging folder instead of one fsync per file; falls back to fsyncing every file in it."""
-    fd = os.open(path, os.O_RDONLY)
+def sync_filesystem(folders: Sequence[Path]) -> None:
+    """Make durable everything written to the filesystem holding `folders` with one syncfs, instead
+    of one fsync per file and folder; without syncfs, fsync every file in `folders`, the folders
+    and their parents (where they were renamed)."""
+    fd = os.open(folders[0], os.O_RDONLY)
     try:
         if getattr(_libc, "syncfs", None) is not None and _libc.syncfs(fd) == 0:
             return
     finally:
         os.close(fd)
-    for file in path.rglob("*"):
-        if file.is_file() and not file.is_symlink():
-            with open(file, "rb+") as f:
-                os.fsync(f.fileno())
+    for folder in folders:
+        for file in folder.rglob("*"):
+            if file.is_file() and not file.is_symlink():
+                with open(file, "rb+") as f:
+                    os.fsync(f.fileno())
+    for folder in dict.fromkeys([*folders, *(f.parent for f in folders)]):
+        fsync_dir(folder)
 
 
 def fsync_dir(path: Path) -> None:

@@ -1,26 +1,120 @@
-"""git, for the files fleet_sdk writes into the fleet repository: flakes only see tracked files."""
+"""git, for the files fleet_sdk writes into the fleet repository: flakes only see tracked files.
+
+`add` gives the index what `git add <paths>` would, faster for the thousands of small files a vars
+run writes: `git add` stores each as a loose object (a file, and on many filesystems an inode
+allocation and a sync each), while `git fast-import` puts them all in one pack and
+`git update-index --index-info` records them in one write. When the repository converts files on
+the way in (autocrlf, or text/eol/filter/ident/encoding attributes on these paths), the blob would
+differ from the file, so plain `git add` runs instead.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import os
+import stat
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from fleet_sdk.runner import run
 
+# attributes under which git stores something other than the file's bytes
+_CONVERTING = ("text", "eol", "crlf", "filter", "ident", "working-tree-encoding")
+
 
 def is_repository(repo: Path) -> bool:
-    return run(["git", "-C", repo, "rev-parse", "--is-inside-work-tree"], check=False).returncode == 0
+    return _object_format(repo) is not None
+
+
+def _object_format(repo: Path) -> str | None:
+    """sha1 or sha256 for a work tree; None when `repo` is not inside one."""
+    done = run(["git", "-C", repo, "rev-parse", "--is-inside-work-tree", "--show-object-format"], check=False)
+    lines = done.stdout.decode().split()
+    return lines[1] if done.returncode == 0 and lines[:1] == ["true"] and len(lines) == 2 else None
 
 
 def add(repo: Path, paths: Sequence[Path]) -> bool:
-    """`git add` the paths when `repo` is a git work tree (nothing to do otherwise). True if added."""
-    if not paths or not is_repository(repo):
+    """Track `paths` (files, or folders with all they hold) as `git add` would: new and changed
+    files staged, entries of files gone from those folders dropped. Nothing to do when `repo` is
+    not a git work tree. True if added."""
+    algorithm = _object_format(repo) if paths else None
+    if algorithm is None:
         return False
     root = repo.resolve()
     specs = sorted({str(p.resolve().relative_to(root)) for p in paths})
+    files = dict(_tracked_files(root, specs))
+    if not files or _converts(repo, list(files)):
+        _git_add(repo, specs)
+        return True
+    _import_blobs(repo, [data for _, data in files.values()])
+    entries = [f"{mode:o} {_blob_id(algorithm, data)}\t{path}".encode() for path, (mode, data) in sorted(files.items())]
+    gone = set(_indexed(repo, specs)) - set(files)
+    zero = "0" * len(_blob_id(algorithm, b""))
+    entries += [f"0 {zero}\t{path}".encode() for path in sorted(gone)]  # mode 0 drops the entry
+    run(["git", "-C", repo, "update-index", "-z", "--index-info"], input=b"\0".join(entries) + b"\0")
+    return True
+
+
+def _git_add(repo: Path, specs: list[str]) -> None:
     # on stdin, NUL-separated: hundreds of pathspecs as arguments cost git four times as much
     run(
-        ["git", "-C", repo, "add", "--pathspec-from-file=-", "--pathspec-file-nul"],
+        ["git", "--literal-pathspecs", "-C", repo, "add", "--pathspec-from-file=-", "--pathspec-file-nul"],
         input=b"\0".join(s.encode() for s in specs),
     )
-    return True
+
+
+def _tracked_files(root: Path, specs: list[str]) -> Iterator[tuple[str, tuple[int, bytes]]]:
+    """(path, (git mode, blob bytes)) of every file and symlink at or under each spec."""
+    for spec in specs:
+        full = os.path.join(root, spec)
+        if os.path.isdir(full) and not os.path.islink(full):
+            for dirpath, dirs, names in os.walk(full):
+                rel = os.path.relpath(dirpath, root)
+                for name in [*names, *(d for d in dirs if os.path.islink(os.path.join(dirpath, d)))]:
+                    entry = _entry(os.path.join(dirpath, name))
+                    if entry is not None:
+                        yield (os.path.join(rel, name), entry)
+        elif (entry := _entry(full)) is not None:
+            yield (spec, entry)
+
+
+def _entry(path: str) -> tuple[int, bytes] | None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return 0o120000, os.readlink(path).encode()
+    if stat.S_ISREG(st.st_mode):
+        with open(path, "rb") as f:
+            return (0o100755 if st.st_mode & stat.S_IXUSR else 0o100644), f.read()
+    return None
+
+
+def _converts(repo: Path, paths: list[str]) -> bool:
+    autocrlf = run(["git", "-C", repo, "config", "--get", "core.autocrlf"], check=False).stdout.strip()
+    if autocrlf in (b"true", b"input"):
+        return True
+    out = run(
+        ["git", "-C", repo, "check-attr", "-z", "--stdin", *_CONVERTING], input=b"\0".join(p.encode() for p in paths)
+    ).stdout.split(b"\0")
+    return any(value != b"unspecified" for value in out[2::3])  # path, attribute, value, ...
+
+
+def _blob_id(algorithm: str, data: bytes) -> str:
+    return hashlib.new(algorithm, b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _import_blobs(repo: Path, blobs: list[bytes]) -> None:
+    stream = b"".join(b"blob\ndata %d\n%b\n" % (len(data), data) for data in blobs) + b"done\n"
+    run(["git", "-C", repo, "fast-import", "--quiet", "--done"], input=stream)
+
+
+def _indexed(repo: Path, specs: list[str]) -> list[str]:
+    """Index entries at or under the specs (ls-files of their top folders, filtered here: this git
+    may not read pathspecs from stdin, and hundreds of them on the command line are slow)."""
+    tops = sorted({spec.split("/", 1)[0] for spec in specs})
+    out = run(["git", "--literal-pathspecs", "-C", repo, "ls-files", "-z", "--cached", "--", *tops]).stdout
+    wanted = set(specs)
+    paths = (p.decode() for p in out.split(b"\0") if p)
+    return [p for p in paths if any("/".join(p.split("/")[:i]) in wanted for i in range(1, p.count("/") + 2))]

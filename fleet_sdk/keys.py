@@ -16,7 +16,6 @@ import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,10 +141,14 @@ class SopsTree:
         return keys
 
     def links_machine(self, secret_dir: Path, machine: str) -> bool:
-        if (secret_dir / "machines" / machine).is_symlink():
-            return True
-        groups = secret_dir / "groups"
-        return groups.is_dir() and any(machine in self.group_members(g.name)["machines"] for g in groups.iterdir())
+        return machine in self.machines_linked(secret_dir)
+
+    def machines_linked(self, secret_dir: Path) -> set[str]:
+        """Machines that may read the secret: linked directly or through a linked group."""
+        machines = _entries(secret_dir / "machines")
+        for group in _entries(secret_dir / "groups"):
+            machines.update(self.group_members(group)["machines"])
+        return machines
 
     def add_member(self, secret_dir: Path, kind: str, name: str) -> None:
         """A relative link <secret>/<kind>/<name> -> sops/<kind>/<name>, as clan makes it."""
@@ -164,16 +167,21 @@ class SopsTree:
 
         The file is complete before any link appears, so an interrupted write leaves at most
         recipients without links, which `fix` repairs."""
-        wanted = {kind: sorted(set(names)) for kind, names in members.items()}
-        keys = self.recipients_of(secret_dir) if secret_dir.is_dir() else set()
-        keys |= self.keys_of_members(wanted)
-        document = encrypt(plaintext, sorted(keys)).encode()
+        document = self._document(secret_dir, plaintext, members)
         if staged:  # a private staging folder: written once, renamed into place as a whole
             fsutil.write_new(secret_dir / "secret", document)
         else:
             fsutil.write_atomic(secret_dir / "secret", document)
-        for kind, names in wanted.items():
-            for name in names:
+        self._link(secret_dir, members)
+
+    def _document(self, secret_dir: Path, plaintext: bytes, members: Mapping[str, Iterable[str]]) -> bytes:
+        keys = self.recipients_of(secret_dir) if secret_dir.is_dir() else set()
+        keys |= self.keys_of_members(members)
+        return encrypt(plaintext, sorted(keys)).encode()
+
+    def _link(self, secret_dir: Path, members: Mapping[str, Iterable[str]]) -> None:
+        for kind, names in members.items():
+            for name in sorted(set(names)):
                 self.add_member(secret_dir, kind, name)
 
     def rekey(self, secret_dir: Path, identities: list[str]) -> bool:
@@ -219,21 +227,25 @@ class SopsTree:
                 missing.append(machine)
         if missing:
             admin = self.admin(identities)
-
-            def create(machine: str) -> str:
+            files: list[tuple[Path, bytes, int]] = []
+            for machine in missing:
                 private, public = age.generate()
-                self.write_secret(self.secret_dir(f"{machine}-age.key"), private.encode(), {"users": [admin]})
-                self.write_keys("machines", machine, [KeyEntry(public)])
-                return public
-
-            # each key writes its own files; the writes wait on fsync, so threads overlap them
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                for machine, public in zip(missing, pool.map(create, missing), strict=True):
-                    out[machine] = (public, True)
+                secret_dir = self.secret_dir(f"{machine}-age.key")
+                document = self._document(secret_dir, private.encode(), {"users": [admin]})
+                files.append((secret_dir / "secret", document, 0o600))
+                files.append(
+                    (self.member_dir("machines", machine) / "key.json", key_json_bytes([KeyEntry(public)]), 0o644)
+                )
+                out[machine] = (public, True)
+            # all key files at once: one sync for a hundred machines instead of four each
+            fsutil.write_atomic_many(files)
+            for machine in missing:
+                self._keys.pop(("machines", machine), None)
+                self._link(self.secret_dir(f"{machine}-age.key"), {"users": [admin]})
         created = set(missing)
         if created:
             for secret_dir in secret_dirs(self.repo):
-                if any(self.links_machine(secret_dir, m) for m in created):
+                if self.machines_linked(secret_dir) & created:
                     self.rekey(secret_dir, identities)
         return out
 
@@ -242,6 +254,13 @@ class SopsTree:
 
         path = self.secret_dir(f"{machine}-age.key") / "secret"
         return decrypt(path.read_bytes(), identities, str(path.relative_to(self.repo))).decode()
+
+
+def _entries(d: Path) -> set[str]:
+    try:
+        return set(os.listdir(d))
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
 
 
 def secret_dirs(repo: Path) -> Iterator[Path]:

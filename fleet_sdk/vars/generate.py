@@ -13,7 +13,6 @@ import functools
 import hashlib
 import os
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -23,9 +22,10 @@ from fleet_sdk import git
 from fleet_sdk.sops import operator_identities
 from fleet_sdk.spec import Fleet
 from fleet_sdk.vars import prompts as prompt_values
+from fleet_sdk.vars.committer import Committer
 from fleet_sdk.vars.execute import GeneratorError, remove_stale_tmp, run_generator
 from fleet_sdk.vars.selection import Node, select
-from fleet_sdk.vars.store import GeneratorId, VarsStore, cleanup_staging, generator_id
+from fleet_sdk.vars.store import GeneratorId, Staged, VarsStore, cleanup_staging, generator_id
 
 Progress = Callable[[int, int, GeneratorId], None]
 
@@ -65,8 +65,15 @@ def repository_lock(repo: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _inputs(store: VarsStore, fleet: Fleet, node: Node, identities: list[str]) -> dict[str, dict[str, bytes]]:
-    """$in: every file (secret or public) of every dependency, by dependency name."""
+def _inputs(
+    store: VarsStore,
+    fleet: Fleet,
+    node: Node,
+    identities: list[str],
+    produced: dict[GeneratorId, dict[str, bytes]],
+) -> dict[str, dict[str, bytes]]:
+    """$in: every file (secret or public) of every dependency, by dependency name; from memory
+    when this run generated the dependency, else decrypted from the store."""
     out: dict[str, dict[str, bytes]] = {}
     machine = node.machines[0]
     own = {g.name: g for g in fleet.generators_of(machine)}
@@ -74,6 +81,9 @@ def _inputs(store: VarsStore, fleet: Fleet, node: Node, identities: list[str]) -
         generator = own.get(dep.name)
         if generator is None:
             raise GeneratorError(f"generator {node.gid}: its dependency {dep} is not declared by {machine}")
+        if dep in produced:
+            out[dep.name] = produced[dep]
+            continue
         files: dict[str, bytes] = {}
         for f in generator.all_files:
             value = store.read(dep, f, identities)
@@ -155,44 +165,64 @@ def _run_all(
 ) -> None:
     pending = {n.gid: n for n in steps}
     waiting_on = {n.gid: {d for d in n.deps if d in pending} for n in steps}
-    result_lock = threading.Lock()
+    dependents: dict[GeneratorId, list[GeneratorId]] = {}
+    for gid, deps in waiting_on.items():
+        for dep in deps:
+            dependents.setdefault(dep, []).append(gid)
+    produced: dict[GeneratorId, dict[str, bytes]] = {}  # outputs of this run, the inputs of dependents
     done_count = 0
     jobs = options.jobs or min(8, (os.cpu_count() or 2) * 2)
 
+    def committed(batch: list[Staged], written: list[Path]) -> None:
+        result.written += written  # only the committer thread appends
+        result.generated += [s.gid for s in batch]
+
+    committer = Committer(store, committed)
+
     def work(node: Node) -> None:
-        inputs = _inputs(store, fleet, node, identities)
+        inputs = _inputs(store, fleet, node, identities, produced)
         outputs = run_generator(node.gid, node.generator, inputs, answers[node.gid], options.sandbox)
-        # each generator writes only its own folder, so stores of different generators run in parallel
-        written = store.replace_generator(node.gid, node.generator, outputs, list(node.machines), admin)
-        with result_lock:
-            result.written += written
-            result.generated.append(node.gid)
+        # each generator stages only its own folder, so generators of different machines stage in parallel
+        committer.submit(store.stage(node.gid, node.generator, outputs, list(node.machines), admin))
+        produced[node.gid] = outputs
 
     running: dict[Future[None], GeneratorId] = {}
     failure: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        while (pending or running) and failure is None:
-            for gid in sorted(
-                (g for g, w in waiting_on.items() if not w and g in pending), key=lambda g: (g.machine or "", g.name)
-            ):
-                running[pool.submit(work, pending.pop(gid))] = gid
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                gid = running.pop(future)
-                if (error := future.exception()) is not None:
-                    failure = failure or error
-                    continue
-                done_count += 1
-                if progress:
-                    progress(done_count, len(steps), gid)
-                for others in waiting_on.values():
-                    others.discard(gid)
-                waiting_on.pop(gid, None)
-        for future in list(running):  # let the ones in flight finish and be stored
-            with contextlib.suppress(BaseException):
-                future.result()
+    ready = sorted((g for g, w in waiting_on.items() if not w), key=_order)
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            while (ready or running) and failure is None:
+                for gid in ready:
+                    running[pool.submit(work, pending.pop(gid))] = gid
+                ready = []
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    gid = running.pop(future)
+                    if (error := future.exception()) is not None:
+                        failure = failure or error
+                        continue
+                    done_count += 1
+                    if progress:
+                        progress(done_count, len(steps), gid)
+                    for other in dependents.get(gid, ()):
+                        waiting_on[other].discard(gid)
+                        if not waiting_on[other]:
+                            ready.append(other)
+                ready.sort(key=_order)
+                failure = failure or committer.error
+            for future in list(running):  # let the ones in flight finish and be stored
+                with contextlib.suppress(BaseException):
+                    future.result()
+    finally:
+        commit_error = committer.close()
     if failure is not None:
         raise failure
+    if commit_error is not None:
+        raise commit_error
+
+
+def _order(gid: GeneratorId) -> tuple[str, str]:
+    return (gid.machine or "", gid.name)
 
 
 def public_values(store: VarsStore, fleet: Fleet, machine: str) -> dict[str, str]:

@@ -97,10 +97,22 @@ class VarsStore:
         machines: list[str],
         admin: str,
     ) -> list[Path]:
-        """Store a generator's outputs as one unit; returns the paths written (for git add).
+        """Store a generator's outputs as one unit, durably; returns the paths written (for git add)."""
+        written = self.commit([self.stage(gid, g, outputs, machines, admin)])
+        fsutil.sync_filesystem(written)
+        return written
 
-        Secrets are encrypted to `machines` (deploy files) and the admin user; member links that
-        the old files had are kept (clan does not wipe them on regenerate)."""
+    def stage(
+        self,
+        gid: GeneratorId,
+        g: Generator,
+        outputs: dict[str, bytes],
+        machines: list[str],
+        admin: str,
+    ) -> Staged:
+        """Build a generator's new folder beside its live one, where no reader looks; `commit` puts
+        it in place. Secrets are encrypted to `machines` (deploy files) and the admin user; member
+        links that the old files had are kept (clan does not wipe them on regenerate)."""
         final = self.dir(gid)
         fsutil.ensure_dir(final.parent, 0o755)
         staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{gid.name}.new-"))
@@ -120,12 +132,30 @@ class VarsStore:
             if g.validation_hash is not None:
                 fsutil.write_new(staging / VALIDATION_HASH, g.validation_hash.encode(), 0o644)
             os.chmod(staging, 0o755)  # noqa: S103 (public values are readable; secret folders stay 0700)
-            fsutil.sync_filesystem(staging)  # the new files are on disk before they go live
-            _swap_in(staging, final)
-            fsutil.fsync_dir(final.parent)  # the swap itself survives a crash
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return Staged(gid, staging, final)
+
+    def commit(self, batch: list[Staged]) -> list[Path]:
+        """Put staged generators in place, each in one step, in the order given (dependencies
+        before their dependents); returns their folders. One syncfs puts the batch's files on disk
+        before any of them goes live; it also makes the previous batch's swaps durable, so after
+        the last batch call `fsutil.sync_filesystem` on what it returned. If one swap fails, the
+        rest of the batch is discarded and the error raised."""
+        if not batch:
+            return []
+        done: list[Path] = []
+        try:
+            fsutil.sync_filesystem([staged.staging for staged in batch])
+            for staged in batch:
+                if _swap_in(staged.staging, staged.final):  # the old folder is now at staging
+                    shutil.rmtree(staged.staging, ignore_errors=True)
+                done.append(staged.final)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)  # after the swap this holds the old folder
-        return [final]
+            for staged in batch[len(done) :]:
+                discard(staged)
+        return done
 
     def set_file(self, gid: GeneratorId, f: GeneratorFile, value: bytes, machines: list[str], admin: str) -> Path:
         """Replace one file (`fleet vars set`); the validation hash is left alone, as clan does."""
@@ -138,6 +168,19 @@ class VarsStore:
             (folder / "secret").unlink(missing_ok=True)
             fsutil.write_atomic(folder / "value", value, 0o644, dir_mode=0o755)
         return folder
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A generator's new folder, complete but not yet live (see VarsStore.stage)."""
+
+    gid: GeneratorId
+    staging: Path
+    final: Path
+
+
+def discard(staged: Staged) -> None:
+    shutil.rmtree(staged.staging, ignore_errors=True)
 
 
 def _copy_links(old: Path, new: Path) -> None:
@@ -164,22 +207,25 @@ _AT_FDCWD = -100
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-def _swap_in(staging: Path, final: Path) -> None:
-    """Make `staging` the generator folder in one step; the old folder ends up at `staging`."""
+def _swap_in(staging: Path, final: Path) -> bool:
+    """Make `staging` the generator folder in one step. True when an old folder was exchanged and
+    now sits at `staging`; False when there was none (nothing is left to remove, and no folder is
+    made only to be deleted: on ext4 without a journal, recently freed inodes slow every later
+    file creation in their group)."""
     if not final.exists():
         os.rename(staging, final)
-        staging.mkdir()  # the caller removes it
-        return
+        return False
     renameat2 = getattr(_libc, "renameat2", None)
     if renameat2 is not None:
         result = renameat2(_AT_FDCWD, bytes(staging), _AT_FDCWD, bytes(final), _RENAME_EXCHANGE)
         if result == 0:
-            return
+            return True
     # no atomic exchange here (old kernel or libc, or a filesystem without it): two renames
     backup = staging.with_name(staging.name + ".old")
     os.rename(final, backup)
     os.rename(staging, final)
     os.rename(backup, staging)
+    return True
 
 
 def cleanup_staging(root: Path) -> None:
