@@ -88,6 +88,11 @@ def write_new(path: Path, data: bytes, mode: int = 0o600, dir_mode: int = 0o700)
     place as a whole): no temp file or rename needed. Call `sync_filesystem` on the folder before
     it is swapped in, so its data is on disk first."""
     ensure_dir(path.parent, dir_mode)
+    create(path, data, mode)
+
+
+def create(path: str | Path, data: bytes, mode: int = 0o600) -> None:
+    """write_new in a folder known to exist."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as f:
         f.write(data)

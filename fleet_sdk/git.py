@@ -40,8 +40,8 @@ def add(repo: Path, paths: Sequence[Path]) -> bool:
     algorithm = _object_format(repo) if paths else None
     if algorithm is None:
         return False
+    specs = _relative(repo, paths)
     root = repo.resolve()
-    specs = sorted({str(p.resolve().relative_to(root)) for p in paths})
     files = dict(_tracked_files(root, specs))
     if not files or _converts(repo, list(files)):
         _git_add(repo, specs)
@@ -53,6 +53,19 @@ def add(repo: Path, paths: Sequence[Path]) -> bool:
     entries += [f"0 {zero}\t{path}".encode() for path in sorted(gone)]  # mode 0 drops the entry
     run(["git", "-C", repo, "update-index", "-z", "--index-info"], input=b"\0".join(entries) + b"\0")
     return True
+
+
+def _relative(repo: Path, paths: Sequence[Path]) -> list[str]:
+    """Paths relative to the work tree; resolved (a stat per component) only when not plainly under it."""
+    specs = set()
+    root = None
+    for p in paths:
+        try:
+            specs.add(str(p.relative_to(repo)))
+        except ValueError:
+            root = root or repo.resolve()
+            specs.add(str(p.resolve().relative_to(root)))
+    return sorted(specs)
 
 
 def _git_add(repo: Path, specs: list[str]) -> None:

@@ -160,18 +160,13 @@ class SopsTree:
 
     # -- secrets ---------------------------------------------------------------------------
 
-    def write_secret(
-        self, secret_dir: Path, plaintext: bytes, members: Mapping[str, Iterable[str]], staged: bool = False
-    ) -> None:
+    def write_secret(self, secret_dir: Path, plaintext: bytes, members: Mapping[str, Iterable[str]]) -> None:
         """Encrypt `plaintext` to the secret's existing members plus `members`, then link the new ones.
 
         The file is complete before any link appears, so an interrupted write leaves at most
         recipients without links, which `fix` repairs."""
         document = self._document(secret_dir, plaintext, members)
-        if staged:  # a private staging folder: written once, renamed into place as a whole
-            fsutil.write_new(secret_dir / "secret", document)
-        else:
-            fsutil.write_atomic(secret_dir / "secret", document)
+        fsutil.write_atomic(secret_dir / "secret", document)
         self._link(secret_dir, members)
 
     def _document(self, secret_dir: Path, plaintext: bytes, members: Mapping[str, Iterable[str]]) -> bytes:

@@ -59,6 +59,8 @@ class Committer:
                 written = self._store.commit(staged)
             except BaseException as e:  # reported by close(); the rest is discarded
                 self.error = e
+                for s in staged:  # what went live stays; a discarded staging folder never touches it
+                    discard(s)
                 continue
             last = written or last
             self._committed(staged, written)

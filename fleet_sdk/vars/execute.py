@@ -4,6 +4,7 @@ sandbox or call the Python function, then collect exactly the declared files."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -20,9 +21,16 @@ class GeneratorError(FleetError):
     """A generator failed or did not produce what it declares; nothing of it was stored."""
 
 
+@functools.cache
 def _private_tmp() -> str | None:
+    """The shared-memory folder, resolved (it may be a link), where it exists and is writable."""
     shm = Path("/dev/shm")  # noqa: S108 (mkdtemp makes a private 0700 folder in it)
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    return str(shm.resolve()) if shm.is_dir() and os.access(shm, os.W_OK) else None
+
+
+@functools.cache
+def _real_tmp() -> str:
+    return os.path.realpath(tempfile.gettempdir())
 
 
 TMP_PREFIX = "fleet-vars-"
@@ -59,7 +67,7 @@ def run_generator(
     timeout: float | None = 600,
 ) -> dict[str, bytes]:
     """The generator's files by name. Raises GeneratorError naming the generator and what to do."""
-    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=_private_tmp())).resolve()
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=_private_tmp() or _real_tmp()))
     try:
         if g.python is not None:
             # Python generators get their inputs and prompts in memory: only $out is a folder

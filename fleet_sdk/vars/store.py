@@ -24,7 +24,7 @@ from typing_extensions import override
 
 from fleet_sdk import fsutil
 from fleet_sdk.keys import SopsTree
-from fleet_sdk.sops.document import decrypt
+from fleet_sdk.sops.document import decrypt, encrypt
 from fleet_sdk.spec.generators import Generator, GeneratorFile
 
 VALIDATION_HASH = ".validation-hash"
@@ -115,27 +115,40 @@ class VarsStore:
         links that the old files had are kept (clan does not wipe them on regenerate)."""
         final = self.dir(gid)
         fsutil.ensure_dir(final.parent, 0o755)
-        staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{gid.name}.new-"))
+        staging = tempfile.mkdtemp(dir=final.parent, prefix=f".{gid.name}.new-")
+        # os calls on strings: the folder is new and empty, so nothing needs looking up first
+        regenerating = os.path.isdir(final)
+        up = os.path.relpath(self.sops.root, os.path.join(final, "file", "kind"))  # member links' prefix
         try:
             for f in g.all_files:
-                target = staging / f.name
-                old = final / f.name
-                if f.secret:
-                    fsutil.ensure_dir(target)
-                    _copy_links(old, target)
-                    members = {"users": [admin], "machines": machines if f.deploy else []}
-                    if not f.deploy:
-                        _drop_links(target / "machines")
-                    self.sops.write_secret(target, outputs[f.name], members, staged=True)
-                else:
-                    fsutil.write_new(target / "value", outputs[f.name], 0o644, dir_mode=0o755)
+                target = os.path.join(staging, f.name)
+                if not f.secret:
+                    os.mkdir(target, 0o755)
+                    fsutil.create(os.path.join(target, "value"), outputs[f.name], 0o644)
+                    continue
+                os.mkdir(target, 0o700)
+                links = {("users", admin): f"{up}/users/{admin}"}
+                links.update({("machines", m): f"{up}/machines/{m}" for m in (machines if f.deploy else [])})
+                if regenerating:  # links the old file had stay, as clan keeps them (machines only if deployed)
+                    links.update(
+                        {k: v for k, v in _links(self.sops, final / f.name).items() if f.deploy or k[0] != "machines"}
+                    )
+                members: dict[str, list[str]] = {}
+                for kind, name in links:
+                    members.setdefault(kind, []).append(name)
+                document = encrypt(outputs[f.name], sorted(self.sops.keys_of_members(members)))
+                fsutil.create(os.path.join(target, "secret"), document.encode(), 0o600)  # before any link
+                for kind in members:
+                    os.mkdir(os.path.join(target, kind), 0o700)
+                for (kind, name), link in sorted(links.items()):
+                    os.symlink(link, os.path.join(target, kind, name))
             if g.validation_hash is not None:
-                fsutil.write_new(staging / VALIDATION_HASH, g.validation_hash.encode(), 0o644)
+                fsutil.create(os.path.join(staging, VALIDATION_HASH), g.validation_hash.encode(), 0o644)
             os.chmod(staging, 0o755)  # noqa: S103 (public values are readable; secret folders stay 0700)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        return Staged(gid, staging, final)
+        return Staged(gid, Path(staging), final)
 
     def commit(self, batch: list[Staged]) -> list[Path]:
         """Put staged generators in place, each in one step, in the order given (dependencies
@@ -183,23 +196,10 @@ def discard(staged: Staged) -> None:
     shutil.rmtree(staged.staging, ignore_errors=True)
 
 
-def _copy_links(old: Path, new: Path) -> None:
-    if not old.is_dir():
-        return
-    for kind in ("machines", "users", "groups"):
-        d = old / kind
-        if d.is_dir():
-            fsutil.ensure_dir(new / kind)
-            for link in d.iterdir():
-                if link.is_symlink() and not (new / kind / link.name).exists():
-                    os.symlink(os.readlink(link), new / kind / link.name)
-
-
-def _drop_links(d: Path) -> None:
-    if d.is_dir():
-        for link in d.iterdir():
-            link.unlink()
-        d.rmdir()
+def _links(tree: SopsTree, secret_dir: Path) -> dict[tuple[str, str], str]:
+    """(kind, name) -> link text of a secret's member links; a broken one is an error (members)."""
+    members = tree.members(secret_dir) if secret_dir.is_dir() else {}
+    return {(kind, name): os.readlink(secret_dir / kind / name) for kind, names in members.items() for name in names}
 
 
 _RENAME_EXCHANGE = 2
