@@ -5,7 +5,7 @@ run writes: `git add` stores each as a loose object (a file, and on many filesys
 allocation and a sync each), while `git fast-import` puts them all in one pack and
 `git update-index --index-info` records them in one write. When the repository converts files on
 the way in (autocrlf, or text/eol/filter/ident/encoding attributes on these paths), the blob would
-differ from the file, so plain `git add` runs instead.
+differ from the file (or, with core.filemode false, the mode), so plain `git add` runs instead.
 """
 
 from __future__ import annotations
@@ -105,8 +105,10 @@ def _entry(path: str) -> tuple[int, bytes] | None:
 
 
 def _converts(repo: Path, paths: list[str]) -> bool:
-    autocrlf = run(["git", "-C", repo, "config", "--get", "core.autocrlf"], check=False).stdout.strip()
-    if autocrlf in (b"true", b"input"):
+    """Whether `git add` would store something other than the files' bytes and modes."""
+    config = run(["git", "-C", repo, "config", "--get-regexp", r"^core\.(autocrlf|filemode)$"], check=False)
+    settings = dict(line.split(" ", 1) for line in config.stdout.decode().lower().splitlines() if " " in line)
+    if settings.get("core.autocrlf") in ("true", "input") or settings.get("core.filemode") == "false":
         return True
     out = run(
         ["git", "-C", repo, "check-attr", "-z", "--stdin", *_CONVERTING], input=b"\0".join(p.encode() for p in paths)

@@ -101,8 +101,9 @@ def test_a_regenerated_folder_drops_what_is_gone_and_stages_what_changed(tmp_pat
     [
         lambda repo: (repo / ".gitattributes").write_text("*.pub/value text eol=crlf\nvalue text eol=crlf\n"),
         lambda repo: _git_cmd(repo, "config", "core.autocrlf", "true"),
+        lambda repo: _git_cmd(repo, "config", "core.autocrlf", "input"),
     ],
-    ids=["attributes", "autocrlf"],
+    ids=["attributes", "autocrlf", "autocrlf-input"],
 )
 def test_converting_repositories_get_git_adds_blobs(tmp_path: Path, setup: object) -> None:
     ours, theirs = _both(tmp_path)
@@ -151,3 +152,13 @@ def test_any_small_tree_is_indexed_as_git_add_indexes_it(tmp_path_factory: pytes
     git.add(ours, [ours / "vars"])
     _git_cmd(theirs, "add", "vars")
     _same_index(ours, theirs)
+
+
+def test_without_trusted_file_modes_executables_are_staged_as_git_stages_them(tmp_path: Path) -> None:
+    ours, theirs = _both(tmp_path)
+    for repo in (ours, theirs):
+        _git_cmd(repo, "config", "core.fileMode", "false")
+    git.add(ours, [ours / p for p in PATHS])
+    _git_cmd(theirs, "add", *PATHS)
+    _same_index(ours, theirs)
+    assert _git_cmd(ours, "ls-files", "-s", "vars/shared/tool/run/value").startswith("100644 ")
