@@ -194,7 +194,7 @@ def test_from_nix_file_invalid_layout_names_the_node(tmp_path: Path, change: tup
     assert f"  {path}: " in str(e.value)
 
 
-# -- known bugs --------------------------------------------------------------------------------
+# -- values Nix cannot hold ---------------------------------------------------------------------
 
 
 def _with(partition: dict[str, Any], **disk: Any) -> dict[str, Any]:
@@ -204,25 +204,37 @@ def _with(partition: dict[str, Any], **disk: Any) -> dict[str, Any]:
     return devices
 
 
+ROOT_PATH = "disk.main.content.partitions.root"
+
+
 @pytest.mark.parametrize(
-    "devices",
+    "devices, path, words",
     [
-        pytest.param(_with({"priority": 2**64}), id="int-beyond-64-bit"),
-        pytest.param(_with({"content": {"type": "luks", "name": "c", "settings": {"x": float("inf")}}}), id="inf"),
-        pytest.param(_with({}, postCreateHook="echo a\x00b"), id="nul-in-string"),
+        pytest.param(_with({"priority": 2**64}), f"{ROOT_PATH}.priority", "64-bit", id="int-beyond-64-bit"),
+        pytest.param(
+            _with({"content": {"type": "luks", "name": "c", "settings": {"x": float("inf")}}}),
+            f"{ROOT_PATH}.content.settings.x",
+            "not a finite number",
+            id="inf",
+        ),
+        pytest.param(_with({}, postCreateHook="echo a\x00b"), "disk.main.postCreateHook", "NUL", id="nul-in-string"),
     ],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="from_disko accepts values Nix cannot hold, so the rendered disko.json does not read back: "
-    "an int beyond 64 bits becomes a float (1.84467e+19), a non-finite float (luks settings) is "
-    "rendered as null, a string with NUL is cut at the NUL",
-)
-def test_every_accepted_layout_reads_back_from_nix(tmp_path: Path, devices: dict[str, Any]) -> None:
-    try:
-        layout = DiskLayout.from_disko(devices)
-    except DiskoError:
-        return  # refused before it reaches Nix: fine
+def test_values_nix_cannot_hold_are_refused_naming_the_node(devices: dict[str, Any], path: str, words: str) -> None:
+    """Rendered, these would not read back (an int beyond 64 bits becomes a float, a non-finite
+    float null, a string is cut at its NUL), so disko would partition something else."""
+    with pytest.raises(DiskoError) as e:
+        DiskLayout.from_disko(devices)
+    assert any(p.path == path and words in p.message for p in e.value.problems), str(e.value)
+    # a layout built in Python is refused when rendered
+    layout = DiskLayout.from_disko(DEVICES_JSON)
+    layout.disk["main"].content.partitions["root"].priority = 2**64  # type: ignore[union-attr]
+    with pytest.raises(DiskoError, match="priority: 18446744073709551616 is beyond"):
+        layout.render()
+
+
+def test_the_largest_values_nix_holds_read_back(tmp_path: Path) -> None:
+    layout = DiskLayout.from_disko(_with({"priority": 2**63 - 1}))
     repo = tmp_path / "repo"
     write(repo / "machines" / "m" / "disko.json", layout.render())
     assert DiskLayout.from_disko(evaluate_machine(repo, "m")) == layout

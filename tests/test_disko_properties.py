@@ -8,7 +8,7 @@
     mutated node, never another exception; a semantic mutation (a second 100% partition, a dangling
     pool/vg/array name, a duplicate mountpoint) is reported by `check()` naming the node.
 
-Known bugs of fleet_sdk.disko are pinned at the end as strict xfails.
+Regressions of bugs these properties found are pinned at the end.
 """
 
 from __future__ import annotations

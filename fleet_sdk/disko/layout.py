@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,31 @@ def _node_path(loc: tuple[int | str, ...], data: Any) -> str:
     return ".".join(parts)
 
 
+_NIX_INT = range(-(2**63), 2**63)  # Nix integers are signed 64-bit
+
+
+def _not_for_nix(node: Any, path: str = "") -> Iterator[Problem]:
+    """Values Nix cannot hold, so disko would read something else from disko.json: integers beyond
+    64 bits (read as floats), non-finite floats (written as null), NUL in strings (cut there)."""
+    here = path or "disko.devices"
+    if isinstance(node, dict):
+        for key, child in node.items():
+            if "\0" in str(key):
+                yield Problem(here, f"the key {key!r} contains a NUL character, which Nix cannot hold")
+            yield from _not_for_nix(child, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, child in enumerate(node):
+            yield from _not_for_nix(child, f"{path}.{i}" if path else str(i))
+    elif isinstance(node, bool):
+        return
+    elif isinstance(node, int) and node not in _NIX_INT:
+        yield Problem(here, f"{node} is beyond Nix's 64-bit integers; use a value from -2^63 to 2^63-1")
+    elif isinstance(node, float) and not math.isfinite(node):
+        yield Problem(here, f"{node} is not a finite number, which Nix cannot hold")
+    elif isinstance(node, str) and "\0" in node:
+        yield Problem(here, "contains a NUL character, which Nix strings cannot hold")
+
+
 def _problems_of(exc: ValidationError, data: Any) -> list[Problem]:
     out = []
     for err in exc.errors():
@@ -145,6 +171,8 @@ class DiskLayout(BaseModel):
         """From `disko.devices` (or a `{"disko": {"devices": …}}` wrapper) as plain data."""
         if set(devices) == {"disko"} and isinstance(devices["disko"], dict):
             devices = devices["disko"].get("devices", {})
+        if problems := list(_not_for_nix(devices)):
+            raise DiskoError(problems, source)
         try:
             return cls.model_validate(devices)
         except ValidationError as e:
@@ -170,7 +198,10 @@ class DiskLayout(BaseModel):
 
     def render(self) -> str:
         """Canonical bytes of machines/<m>/disko.json: sorted keys, 2-space indent, final newline."""
-        return json.dumps(self.to_disko(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        devices = self.to_disko()
+        if problems := list(_not_for_nix(devices)):  # a layout built in Python skips from_disko
+            raise DiskoError(problems)
+        return json.dumps(devices, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
     # checks and the partition plan live in their own modules; these are the public entry points
     def check(self, boot: BootMode | None = None, disk_bytes: int | None = None) -> list[Problem]:
