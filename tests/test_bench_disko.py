@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tools import load_bench
+from tests.tools import measure_isolated
 
 
 @pytest.mark.bench
 def test_layout_checks_cost_at_most_5_percent_of_the_plan():
-    bench = load_bench("disko")
-    result = bench.measure()
+    result = measure_isolated("disko")
     print(
         f"\ncheck {result['check_ms_per_machine']:.3f} ms/machine, plan {result['plan_ms_per_machine']:.3f} "
         f"ms/machine: {result['fraction']:.1%}"

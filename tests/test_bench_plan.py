@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tools import load_bench
+from tests.tools import load_bench, measure_isolated
 
 # Targets: at most half again the bare-Pulumi cost per machine, and linear from 100 to 1000 machines.
 # Pulumi's runtime itself is not linear (the floor's per-machine time grows 1.3-1.9x from 100 to 1000:
@@ -20,7 +20,7 @@ MAX_EXTRA_GROWTH = 1.2
 @pytest.mark.bench
 def test_plan_time_against_bare_pulumi():
     bench = load_bench("plan")
-    rows = bench.measure((10, 100, 1000))
+    rows = measure_isolated("plan", [10, 100, 1000])
     table = bench.format_table(rows)
     print("\n" + table)
     by_size = {r["machines"]: r for r in rows}

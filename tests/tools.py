@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -31,3 +35,22 @@ def load_bench(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def measure_isolated(name: str, *args: Any) -> Any:
+    """bench/<name>.py's `measure(*args)` in a fresh interpreter: a benchmark run inside the test
+    process would time the garbage collector walking every earlier test's objects, and the threads
+    earlier benchmarks left (Pulumi's mock runtime), not only the code measured."""
+    code = (
+        "import json, sys\n"
+        "from tests.tools import load_bench\n"
+        f"result = load_bench({name!r}).measure(*json.loads(sys.argv[1]))\n"
+        "print('\\n' + json.dumps(result))\n"
+    )
+    root = BENCH.parent
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(list(args))], cwd=root, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        pytest.fail(f"bench/{name}.py failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
