@@ -37,18 +37,20 @@ def _unknown_string() -> pulumi.Output[str]:
 class MachineComponent(pulumi.ComponentResource):
     """One machine (`fleet:index:Machine`); its vars step and cloud resources are its children."""
 
-    ipv4: pulumi.Output[str] | None = None
-    ipv6: pulumi.Output[str] | None = None
-    server: pulumi.CustomResource | None = None
-
+    # No class-level annotations: Pulumi reads a resource class's annotations (get_type_hints,
+    # uncached) at every registration, which cost a tenth of the plan.
     def __init__(self, fleet: Fleet, machine: Machine, settings: StackSettings, opts: pulumi.ResourceOptions) -> None:
         super().__init__("fleet:index:Machine", machine.name, None, opts)
+        self.ipv4: pulumi.Output[str] | None = None
+        self.ipv6: pulumi.Output[str] | None = None
+        self.server: pulumi.CustomResource | None = None
         self.machine = machine
         self.vars = None
-        if fleet.generators_of(machine.name):
+        generators = fleet.generators_of(machine)
+        if generators:
             from fleet_sdk.graph.steps import vars_step
 
-            self.vars = vars_step(fleet, machine.name, settings, parent=self)
+            self.vars = vars_step(machine.name, generators, settings, parent=self)
         # No register_outputs: its round trip per machine costs a third of the component, and the
         # addresses already reach the stack output `machines`.
 
@@ -140,7 +142,7 @@ class FleetComponent(pulumi.ComponentResource):
 
 def _deploy_key_owner(fleet: Fleet) -> str | None:
     """The first machine declaring the shared deploy-key generator (cloud machines first)."""
-    declaring = [m for m in fleet.machines if any(g.name == "deploy-key" for g in fleet.generators_of(m.name))]
+    declaring = [m for m in fleet.machines if any(g.name == "deploy-key" for g in fleet.generators_of(m))]
     declaring.sort(key=lambda m: not m.cloud)
     return declaring[0].name if declaring else None
 

@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 from pulumi_command import local
 
-from fleet_sdk.spec import Fleet
+from fleet_sdk.spec import Generator
 from fleet_sdk.stackconfig import StackSettings
 
 DEPLOY_KEY_VAR = "deploy-key/id_ed25519.pub"
@@ -39,10 +39,12 @@ def step_environment(settings: StackSettings) -> dict[str, str]:
     }
 
 
-def vars_step(fleet: Fleet, machine: str, settings: StackSettings, parent: pulumi.Resource) -> local.Command:
+def vars_step(
+    machine: str, generators: list[Generator], settings: StackSettings, parent: pulumi.Resource
+) -> local.Command:
     """`fleet vars generate <m> --json`: generates what is missing and prints the machine's public
-    values; re-runs when the machine's generator declarations change."""
-    declarations = [g.definition() | {"name": g.name} for g in fleet.generators_of(machine)]
+    values; re-runs when the machine's generator declarations (`fleet.generators_of`) change."""
+    declarations = [g.definition() | {"name": g.name} for g in generators]
     return local.Command(
         f"{machine}-vars",
         create=fleet_command(["vars", "generate", machine, "--json", "--stack", pulumi.get_stack()]),

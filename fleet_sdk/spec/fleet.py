@@ -58,9 +58,11 @@ class Fleet(BaseModel):
         tagged = {m.name for m in self.machines if set(r.tags) & set(effective_tags(m))}
         return sorted(set(r.machines) | tagged)
 
-    def generators_of(self, machine: str) -> list[Generator]:
-        """The machine's generators: its own plus those of every role it plays, each name once."""
-        m = self.machine(machine)
+    def generators_of(self, machine: str | Machine) -> list[Generator]:
+        """The machine's generators: its own plus those of every role it plays, each name once.
+        Pass the Machine itself where you have it: looking it up by name scans the fleet."""
+        m = machine if isinstance(machine, Machine) else self.machine(machine)
+        machine = m.name
         found: dict[str, Generator] = {g.name: g for g in m.generators}
         for inst in self.instances:
             for role_name, role in inst.roles.items():
@@ -139,7 +141,7 @@ def _generator_problems(fleet: Fleet) -> list[str]:
     """Across machines: shared generators declared alike, dependencies that exist, no cycles."""
     problems: list[str] = []
     shared: dict[str, tuple[str, Generator]] = {}
-    per_machine = {m.name: fleet.generators_of(m.name) for m in fleet.machines}
+    per_machine = {m.name: fleet.generators_of(m) for m in fleet.machines}
     for machine, generators in per_machine.items():
         for g in generators:
             if not g.share:

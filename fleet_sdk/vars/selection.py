@@ -30,7 +30,7 @@ class Node:
 
 def fleet_graph(fleet: Fleet) -> dict[GeneratorId, Node]:
     declared: dict[GeneratorId, tuple[Generator, list[str]]] = {}
-    per_machine = {m.name: fleet.generators_of(m.name) for m in fleet.machines}
+    per_machine = {m.name: fleet.generators_of(m) for m in fleet.machines}
     for machine, generators in per_machine.items():
         for g in generators:
             entry = declared.setdefault(generator_id(g, machine), (g, []))
