@@ -22,6 +22,8 @@ Committed = Callable[[list[Staged], list[Path]], None]
 
 
 class Committer:
+    """The commit thread of one `generate` run: `submit` staged generators, then `close`."""
+
     def __init__(self, store: VarsStore, committed: Committed) -> None:
         self._store = store
         self._committed = committed
@@ -57,13 +59,12 @@ class Committer:
                 continue
             try:
                 written = self._store.commit(staged)
+                last = written or last
+                self._committed(staged, written)
             except BaseException as e:  # reported by close(); the rest is discarded
                 self.error = e
                 for s in staged:  # what went live stays; a discarded staging folder never touches it
                     discard(s)
-                continue
-            last = written or last
-            self._committed(staged, written)
         if last:
             try:
                 fsutil.sync_filesystem(last)
