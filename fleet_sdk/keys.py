@@ -165,9 +165,9 @@ class SopsTree:
 
         The file is complete before any link appears, so an interrupted write leaves at most
         recipients without links, which `fix` repairs."""
-        document = self._document(secret_dir, plaintext, members)
-        fsutil.write_atomic(secret_dir / "secret", document)
-        self._link(secret_dir, members)
+        wanted = {kind: sorted(set(names)) for kind, names in members.items()}  # read twice below
+        fsutil.write_atomic(secret_dir / "secret", self._document(secret_dir, plaintext, wanted))
+        self._link(secret_dir, wanted)
 
     def _document(self, secret_dir: Path, plaintext: bytes, members: Mapping[str, Iterable[str]]) -> bytes:
         keys = self.recipients_of(secret_dir) if secret_dir.is_dir() else set()

@@ -34,6 +34,11 @@ def _outputs(tag: str) -> dict[str, bytes]:
     return {"deployed": f"d-{tag}".encode(), "kept": f"k-{tag}".encode(), "public": f"p-{tag}".encode()}
 
 
+def _store(store: VarsStore, outputs: dict[str, bytes]) -> None:
+    """GEN for machine m0, staged and committed as `generate` does."""
+    store.commit([store.stage(GID, GEN, outputs, ["m0"], "admin")])
+
+
 @pytest.fixture
 def keys(tmp_path: Path) -> dict[str, str]:
     tree = SopsTree(tmp_path)
@@ -49,7 +54,7 @@ def test_regeneration_keeps_member_links_and_drops_machines_of_undeployed_files(
     tmp_path: Path, keys: dict[str, str]
 ) -> None:
     store = VarsStore(tmp_path)
-    store.replace_generator(GID, GEN, _outputs("1"), ["m0"], "admin")
+    _store(store, _outputs("1"))
     folder = tmp_path / "vars/per-machine/m0/gen"
     assert sorted(os.listdir(folder / "deployed/machines")) == ["m0"]
     assert not (folder / "kept/machines").exists()
@@ -59,7 +64,7 @@ def test_regeneration_keeps_member_links_and_drops_machines_of_undeployed_files(
     (folder / "kept/machines").mkdir()
     os.symlink("../../../../../../sops/machines/m1", folder / "kept/machines/m1")
 
-    store.replace_generator(GID, GEN, _outputs("2"), ["m0"], "admin")
+    _store(store, _outputs("2"))
     assert sorted(os.listdir(folder / "deployed/users")) == ["admin", "bob"]
     secret = (folder / "deployed/secret").read_bytes()
     assert sops.decrypt(secret, [keys["bob"]]) == b"d-2" == sops.decrypt(secret, [keys["m0"]])
@@ -72,11 +77,11 @@ def test_regeneration_keeps_member_links_and_drops_machines_of_undeployed_files(
 
 def test_a_broken_member_link_stops_regeneration_before_anything_changes(tmp_path: Path, keys: dict[str, str]) -> None:
     store = VarsStore(tmp_path)
-    store.replace_generator(GID, GEN, _outputs("1"), ["m0"], "admin")
+    _store(store, _outputs("1"))
     os.symlink("../../../../../../sops/users/nobody", tmp_path / "vars/per-machine/m0/gen/deployed/users/nobody")
     before = snapshot(tmp_path)
     with pytest.raises(BrokenMemberError, match="deployed/users/nobody"):
-        store.replace_generator(GID, GEN, _outputs("2"), ["m0"], "admin")
+        _store(store, _outputs("2"))
     assert snapshot(tmp_path) == before
 
 

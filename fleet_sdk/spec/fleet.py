@@ -62,15 +62,14 @@ class Fleet(BaseModel):
         """The machine's generators: its own plus those of every role it plays, each name once.
         Pass the Machine itself where you have it: looking it up by name scans the fleet."""
         m = machine if isinstance(machine, Machine) else self.machine(machine)
-        machine = m.name
         found: dict[str, Generator] = {g.name: g for g in m.generators}
         for inst in self.instances:
             for role_name, role in inst.roles.items():
-                if role.generators and machine in self.members(inst.name, role_name):
+                if role.generators and m.name in self.members(inst.name, role_name):
                     for g in role.generators:
                         found.setdefault(g.name, g)
             if zerotier.is_zerotier(inst):
-                for g in zerotier.generators(self, inst, machine):
+                for g in zerotier.generators(self, inst, m.name):
                     found.setdefault(g.name, g)
         return [found[n] for n in sorted(found)]
 

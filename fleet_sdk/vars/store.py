@@ -89,19 +89,6 @@ class VarsStore:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def replace_generator(
-        self,
-        gid: GeneratorId,
-        g: Generator,
-        outputs: dict[str, bytes],
-        machines: list[str],
-        admin: str,
-    ) -> list[Path]:
-        """Store a generator's outputs as one unit, durably; returns the paths written (for git add)."""
-        written = self.commit([self.stage(gid, g, outputs, machines, admin)])
-        fsutil.sync_filesystem(written)
-        return written
-
     def stage(
         self,
         gid: GeneratorId,
