@@ -23,48 +23,53 @@ _CONVERTING = ("text", "eol", "crlf", "filter", "ident", "working-tree-encoding"
 
 
 def is_repository(repo: Path) -> bool:
-    return _object_format(repo) is not None
+    return _work_tree(repo) is not None
 
 
-def _object_format(repo: Path) -> str | None:
-    """sha1 or sha256 for a work tree; None when `repo` is not inside one."""
-    done = run(["git", "-C", repo, "rev-parse", "--is-inside-work-tree", "--show-object-format"], check=False)
-    lines = done.stdout.decode().split()
-    return lines[1] if done.returncode == 0 and lines[:1] == ["true"] and len(lines) == 2 else None
+def _work_tree(repo: Path) -> tuple[Path, str] | None:
+    """(top folder, sha1 or sha256) of the work tree holding `repo`; None when it is in none."""
+    done = run(
+        ["git", "-C", repo, "rev-parse", "--is-inside-work-tree", "--show-toplevel", "--show-object-format"],
+        check=False,
+    )
+    lines = done.stdout.decode().splitlines()
+    if done.returncode != 0 or len(lines) != 3 or lines[0] != "true":
+        return None
+    return Path(lines[1]), lines[2]
 
 
 def add(repo: Path, paths: Sequence[Path]) -> bool:
     """Track `paths` (files, or folders with all they hold) as `git add` would: new and changed
     files staged, entries of files gone from those folders dropped. Nothing to do when `repo` is
-    not a git work tree. True if added."""
-    algorithm = _object_format(repo) if paths else None
-    if algorithm is None:
+    not in a git work tree. True if added."""
+    found = _work_tree(repo) if paths else None
+    if found is None:
         return False
-    specs = _relative(repo, paths)
-    root = repo.resolve()
-    files = dict(_tracked_files(root, specs))
-    if not files or _converts(repo, list(files)):
-        _git_add(repo, specs)
+    top, algorithm = found  # index paths are from the top, and `repo` may be a folder below it
+    specs = _relative(repo, top, paths)
+    files = dict(_tracked_files(top, specs))
+    if not files or _converts(top, list(files)):
+        _git_add(top, specs)
         return True
-    _import_blobs(repo, [data for _, data in files.values()])
+    _import_blobs(top, [data for _, data in files.values()])
     entries = [f"{mode:o} {_blob_id(algorithm, data)}\t{path}".encode() for path, (mode, data) in sorted(files.items())]
-    gone = set(_indexed(repo, specs)) - set(files)
+    gone = set(_indexed(top, specs)) - set(files)
     zero = "0" * len(_blob_id(algorithm, b""))
     entries += [f"0 {zero}\t{path}".encode() for path in sorted(gone)]  # mode 0 drops the entry
-    run(["git", "-C", repo, "update-index", "-z", "--index-info"], input=b"\0".join(entries) + b"\0")
+    run(["git", "-C", top, "update-index", "-z", "--index-info"], input=b"\0".join(entries) + b"\0")
     return True
 
 
-def _relative(repo: Path, paths: Sequence[Path]) -> list[str]:
-    """Paths relative to the work tree; resolved (a stat per component) only when not plainly under it."""
+def _relative(repo: Path, top: Path, paths: Sequence[Path]) -> list[str]:
+    """Paths relative to the work tree's top; each resolved (a stat per component) only when it is
+    not plainly under `repo`."""
+    prefix = os.path.relpath(repo.resolve(), top)
     specs = set()
-    root = None
     for p in paths:
         try:
-            specs.add(str(p.relative_to(repo)))
+            specs.add(os.path.normpath(os.path.join(prefix, p.relative_to(repo))))
         except ValueError:
-            root = root or repo.resolve()
-            specs.add(str(p.resolve().relative_to(root)))
+            specs.add(os.path.relpath(p.resolve(), top))
     return sorted(specs)
 
 

@@ -162,3 +162,14 @@ def test_without_trusted_file_modes_executables_are_staged_as_git_stages_them(tm
     _git_cmd(theirs, "add", *PATHS)
     _same_index(ours, theirs)
     assert _git_cmd(ours, "ls-files", "-s", "vars/shared/tool/run/value").startswith("100644 ")
+
+
+def test_a_fleet_repository_below_the_top_of_its_work_tree(tmp_path: Path) -> None:
+    ours, theirs = _repo(tmp_path / "ours"), _repo(tmp_path / "theirs")
+    for repo in (ours, theirs):
+        _write_tree(repo / "infra" / "fleet")
+    sub = ours / "infra" / "fleet"
+    assert git.add(sub, [sub / p for p in PATHS])
+    _git_cmd(theirs / "infra" / "fleet", "add", *PATHS)
+    _same_index(ours, theirs)
+    assert "A  infra/fleet/vars/shared/tool/run/value" in _git_cmd(ours, "status", "--porcelain")
