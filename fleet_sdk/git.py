@@ -6,6 +6,8 @@ allocation and a sync each), while `git fast-import` puts them all in one pack a
 `git update-index --index-info` records them in one write. When the repository converts files on
 the way in (autocrlf, or text/eol/filter/ident/encoding attributes on these paths), the blob would
 differ from the file (or, with core.filemode false, the mode), so plain `git add` runs instead.
+Either way files a .gitignore matches are added too (`git add --force`): a flake that cannot see a
+var cannot deploy it.
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def _relative(repo: Path, top: Path, paths: Sequence[Path]) -> list[str]:
 def _git_add(repo: Path, specs: list[str]) -> None:
     # on stdin, NUL-separated: hundreds of pathspecs as arguments cost git four times as much
     run(
-        ["git", "--literal-pathspecs", "-C", repo, "add", "--pathspec-from-file=-", "--pathspec-file-nul"],
+        ["git", "--literal-pathspecs", "-C", repo, "add", "--force", "--pathspec-from-file=-", "--pathspec-file-nul"],
         input=b"\0".join(s.encode() for s in specs),
     )
 

@@ -173,3 +173,16 @@ def test_a_fleet_repository_below_the_top_of_its_work_tree(tmp_path: Path) -> No
     _git_cmd(theirs / "infra" / "fleet", "add", *PATHS)
     _same_index(ours, theirs)
     assert "A  infra/fleet/vars/shared/tool/run/value" in _git_cmd(ours, "status", "--porcelain")
+
+
+@pytest.mark.parametrize("converting", [False, True], ids=["fast", "git-add"])
+def test_ignored_files_are_added_too(tmp_path: Path, converting: bool) -> None:
+    ours, theirs = _both(tmp_path)
+    for repo in (ours, theirs):
+        (repo / ".gitignore").write_text("value\n")
+        if converting:
+            _git_cmd(repo, "config", "core.autocrlf", "true")
+    git.add(ours, [ours / p for p in PATHS])
+    _git_cmd(theirs, "add", "--force", *PATHS)
+    _same_index(ours, theirs)
+    assert "A  vars/shared/tool/run/value" in _git_cmd(ours, "status", "--porcelain")
