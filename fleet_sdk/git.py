@@ -24,10 +24,6 @@ from fleet_sdk.runner import run
 _CONVERTING = ("text", "eol", "crlf", "filter", "ident", "working-tree-encoding")
 
 
-def is_repository(repo: Path) -> bool:
-    return _work_tree(repo) is not None
-
-
 def _work_tree(repo: Path) -> tuple[Path, str] | None:
     """(top folder, sha1 or sha256) of the work tree holding `repo`; None when it is in none."""
     done = run(

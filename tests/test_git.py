@@ -120,7 +120,7 @@ def test_converting_repositories_get_git_adds_blobs(tmp_path: Path, setup: objec
 def test_outside_a_work_tree_nothing_is_done(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     assert not git.add(tmp_path, [tmp_path / "f"])
-    assert not git.is_repository(tmp_path)
+    assert git._work_tree(tmp_path) is None
 
 
 def test_a_sha256_repository_gets_sha256_blob_ids(tmp_path: Path) -> None:

@@ -22,14 +22,12 @@ class GeneratorError(FleetError):
 
 
 @functools.cache
-def _private_tmp() -> str | None:
-    """The shared-memory folder, resolved (it may be a link), where it exists and is writable."""
+def _tmp_base() -> str:
+    """Where generators' temp folders go, resolved (either may be a link): the shared-memory
+    folder when it is writable, so plaintexts stay in RAM, else the temp folder."""
     shm = Path("/dev/shm")  # noqa: S108 (mkdtemp makes a private 0700 folder in it)
-    return str(shm.resolve()) if shm.is_dir() and os.access(shm, os.W_OK) else None
-
-
-@functools.cache
-def _real_tmp() -> str:
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return str(shm.resolve())
     return os.path.realpath(tempfile.gettempdir())
 
 
@@ -39,7 +37,7 @@ TMP_PREFIX = "fleet-vars-"
 def remove_stale_tmp() -> list[Path]:
     """Temp folders of runs that were killed (their pid is gone): they may hold plaintexts."""
     removed = []
-    for base in {Path(_private_tmp() or tempfile.gettempdir()), Path(tempfile.gettempdir())}:
+    for base in {Path(_tmp_base()), Path(tempfile.gettempdir())}:
         for path in base.glob(f"{TMP_PREFIX}*-*"):
             pid = path.name[len(TMP_PREFIX) :].split("-", 1)[0]
             if pid.isdigit() and not _alive(int(pid)) and path.is_dir() and path.stat().st_uid == os.geteuid():
@@ -67,7 +65,7 @@ def run_generator(
     timeout: float | None = 600,
 ) -> dict[str, bytes]:
     """The generator's files by name. Raises GeneratorError naming the generator and what to do."""
-    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=_private_tmp() or _real_tmp()))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=_tmp_base()))
     try:
         if g.python is not None:
             # Python generators get their inputs and prompts in memory: only $out is a folder
