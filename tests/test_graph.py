@@ -162,3 +162,25 @@ def test_the_project_program_reads_stack_config(fleet_repo: Path) -> None:
     assert [r.name for r in graph.of_type(SERVER)] == ["electrum"]
     with pytest.raises(pulumi.RunError, match="'ghost'"):
         recorded_graph(lambda: run_program(PROJECT), stack="prod", config={"fleet:enabled": '["ghost"]'})
+
+
+def test_a_recorded_graph_closes_every_event_loop_it_made(
+    prod: Fleet, settings: StackSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pulumi's mock monitor makes a loop on each executor thread; left open, they were finalized at
+    interpreter exit and `fleet plan` printed an "Exception ignored" traceback now and then."""
+    import asyncio.base_events
+    import weakref
+
+    made: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+    init = asyncio.base_events.BaseEventLoop.__init__
+
+    def tracking_init(self: asyncio.base_events.BaseEventLoop) -> None:
+        init(self)
+        made.append(weakref.ref(self))
+
+    monkeypatch.setattr(asyncio.base_events.BaseEventLoop, "__init__", tracking_init)
+    recorded_graph(lambda: deploy_fleet(prod, settings))
+    loops = [ref() for ref in made]
+    assert len(made) >= 2  # the graph's own loop and the executor threads' ones
+    assert all(loop is None or loop.is_closed() for loop in loops)

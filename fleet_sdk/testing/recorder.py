@@ -7,12 +7,15 @@ options. Mocks are installed per call, so each test gets its own runtime state.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -255,6 +258,18 @@ def recorded_graph(
     `config` holds `namespace:key` -> string values, as `pulumi config` would hand them over.
     Exceptions raised by the program propagate unchanged.
     """
+    with _own_event_loop():  # Pulumi binds its futures to the loop current when mocks are set
+        return _record(program, preview, project, stack, config, mocks)
+
+
+def _record(
+    program: Callable[[], Any],
+    preview: bool,
+    project: str,
+    stack: str,
+    config: Mapping[str, str] | None,
+    mocks: FleetMocks | None,
+) -> RecordedGraph:
     mocks = mocks or FleetMocks(preview)
     monitor = Recorder(mocks)
     logger = logging.getLogger(f"fleet_sdk.testing.{id(monitor)}")
@@ -287,6 +302,35 @@ def recorded_graph(
         duplicate_urns=sorted(u for u, n in monitor.counts.items() if n > 1),
         log=handler.records,
     )
+
+
+@contextlib.contextmanager
+def _own_event_loop() -> Iterator[None]:
+    """Fresh event loops for one graph, all closed after it: the main one, and the one Pulumi's
+    mock monitor makes on each executor thread it calls into. Left open, they were finalized at
+    interpreter exit after their self-pipes, and `fleet plan` printed an "Exception ignored …
+    Invalid file descriptor" traceback one run in four. Inside a running loop, that one is used."""
+    if asyncio._get_running_loop() is not None:
+        yield
+        return
+    thread_loops: list[asyncio.AbstractEventLoop] = []
+
+    def thread_loop() -> None:  # found by Pulumi's _ensure_event_loop on that thread
+        thread_loops.append(asyncio.new_event_loop())
+        asyncio.set_event_loop(thread_loops[-1])
+
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="fleet-mock", initializer=thread_loop))
+    asyncio.set_event_loop(loop)
+    try:
+        yield
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            for each in [loop, *thread_loops]:
+                each.close()
 
 
 def _recorded(urn: str, req: Any, resp: Any, monitor: Recorder) -> RecordedResource:
