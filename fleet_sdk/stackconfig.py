@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,9 +19,19 @@ import yaml
 from pydantic import ValidationError
 
 from fleet_sdk.errors import ConfigError, SpecError, StackError
-from fleet_sdk.spec import Fleet
+from fleet_sdk.spec import Fleet, HetznerHost
 
 SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 (a placeholder, not a secret)
+
+# Stack config keys naming the clan secret (sops/secrets/<name>/secret of the fleet repository) that
+# holds a cloud's credential; unset, the cloud's default provider reads its own config (hcloud:token …).
+CREDENTIAL_KEYS = {
+    "hetzner": "fleet:hetznerTokenSecret",
+    "gcp": "fleet:gcpCredentialsSecret",
+    "cloudflare": "fleet:cloudflareTokenSecret",
+}
+CLOUDFLARE_ZONE_KEY = "fleet:cloudflareZone"
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -42,9 +53,12 @@ class StackSettings:
     enabled: tuple[str, ...] | None = None  # None: every machine gets its cloud resources
     project: Path | None = None  # the Pulumi project (stacks/, Pulumi.<stack>.yaml) the steps load
     values: Mapping[str, str] = field(default_factory=dict)  # every config value, for the stack's own keys
+    # clan secret names per cloud (CREDENTIAL_KEYS); a cloud not named uses its default provider
+    credential_secrets: Mapping[str, str] = field(default_factory=dict)
+    cloudflare_zone: str | None = None  # the zone holding the records of machines with dns=True
 
     def object(self, key: str, default: Any = None) -> Any:
-        """A structured config value (JSON), e.g. settings.object("fleet:zerotierMembers", {})."""
+        """A structured config value (JSON), e.g. settings.object("fleet:enabled", [])."""
         raw = self.values.get(key)
         if raw is None:
             return default
@@ -63,7 +77,29 @@ class StackSettings:
             enabled=None if enabled is None else _name_list("fleet:enabled", enabled),
             project=project_dir,
             values=dict(values),
+            credential_secrets={cloud: values[key] for cloud, key in CREDENTIAL_KEYS.items() if key in values},
+            cloudflare_zone=_zone(values.get(CLOUDFLARE_ZONE_KEY)),
         )
+
+    def check(self, fleet: Fleet) -> None:
+        """Refuse, before anything is registered, a fleet these settings cannot serve."""
+        wanting = [m.name for m in fleet.machines if isinstance(m.host, HetznerHost) and m.host.dns]
+        if wanting and self.cloudflare_zone is None:
+            names = ("machine " if len(wanting) == 1 else "machines ") + ", ".join(repr(n) for n in wanting)
+            raise ConfigError(
+                f"{names}: host.dns=True needs the Cloudflare zone of its records, but stack config "
+                f"{CLOUDFLARE_ZONE_KEY} is not set; set it (`pulumi config set {CLOUDFLARE_ZONE_KEY} example.net`) "
+                "or drop dns=True"
+            )
+
+
+def _zone(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    zone = raw.strip().rstrip(".").lower()
+    if not _DOMAIN.match(zone):
+        raise ConfigError(f"{CLOUDFLARE_ZONE_KEY}: {raw!r} is not a domain name; give the zone, e.g. example.net")
+    return zone
 
 
 def _name_list(key: str, raw: str) -> tuple[str, ...]:
@@ -190,4 +226,6 @@ def load_fleet(project_dir: Path, stack: str, settings: StackSettings) -> Fleet:
         raise SpecError(describe_validation_error(e)) from None
     if not isinstance(fleet, Fleet):
         raise StackError(f"{path.name}: build() returned {type(fleet).__name__}, not a fleet_sdk.spec.Fleet")
-    return fleet.with_enabled(settings.enabled)
+    fleet = fleet.with_enabled(settings.enabled)
+    settings.check(fleet)
+    return fleet

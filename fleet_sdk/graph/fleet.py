@@ -7,12 +7,19 @@ from typing import Any
 
 import pulumi
 
-from fleet_sdk import deploykey
+from fleet_sdk import cloudsecrets, deploykey
 from fleet_sdk.errors import FleetError
 from fleet_sdk.spec import Fleet, GcpHost, HetznerHost, Machine
-from fleet_sdk.stackconfig import StackSettings
+from fleet_sdk.stackconfig import CLOUDFLARE_ZONE_KEY, CREDENTIAL_KEYS, StackSettings
 
-SDK_KEYS = ("repo", "flake", "enabled", "zerotierMembers")
+# the fleet: keys the program reads (stackconfig.StackSettings documents them)
+SDK_KEYS = (
+    "repo",
+    "flake",
+    "enabled",
+    *(key.removeprefix("fleet:") for key in CREDENTIAL_KEYS.values()),
+    CLOUDFLARE_ZONE_KEY.removeprefix("fleet:"),
+)
 
 
 def settings_from_pulumi_config(project_dir: Path | None = None) -> StackSettings:
@@ -32,6 +39,12 @@ def _unknown_string() -> pulumi.Output[str]:
         return False
 
     return pulumi.Output(set(), value(), known())  # type: ignore[arg-type]
+
+
+def _secret(credential: cloudsecrets.Credential) -> pulumi.Output[str]:
+    """A credential as a Pulumi secret: encrypted in state, "[secret]" in plans; unknown when a dry run
+    could not open it."""
+    return pulumi.Output.secret(credential.value if credential.value is not None else _unknown_string())
 
 
 class MachineComponent(pulumi.ComponentResource):
@@ -61,6 +74,10 @@ class MachineComponent(pulumi.ComponentResource):
             assert clouds.hetzner is not None
             self.server = server = clouds.hetzner.server(fleet, machine, host, parent=self)
             self.ipv4, self.ipv6 = server.ipv4_address, server.ipv6_address
+            if host.dns:
+                assert clouds.dns is not None
+                # children of the machine: disabling it removes its records with its server
+                clouds.dns.records(machine.name, server.ipv4_address, server.ipv6_address, parent=self)
         elif machine.cloud and isinstance(host, GcpHost):
             assert clouds.gcp is not None
             self.server = instance = clouds.gcp.instance(fleet, machine, host, parent=self)
@@ -83,19 +100,38 @@ def _nat_ip(nics: Any) -> str | None:
 
 
 class Clouds:
-    """The shared per-cloud components, created only for clouds the enabled machines use."""
+    """The shared per-cloud components, created only for clouds the enabled machines use.
 
-    def __init__(self, fleet: Fleet, public_key: pulumi.Input[str], parent: pulumi.Resource) -> None:
-        from fleet_sdk.graph.hetzner import HetznerCloud
+    A cloud whose credential names a clan secret gets an explicit provider with it; otherwise its
+    resources use Pulumi's default provider (hcloud:token, GOOGLE_CREDENTIALS, cloudflare:apiToken)."""
 
+    def __init__(
+        self,
+        fleet: Fleet,
+        public_key: pulumi.Input[str],
+        settings: StackSettings,
+        credentials: dict[str, cloudsecrets.Credential],
+        parent: pulumi.Resource,
+    ) -> None:
         opts = pulumi.ResourceOptions(parent=parent)
-        hosts = [m.host for m in fleet.machines if m.cloud]
-        self.hetzner = HetznerCloud(fleet, public_key, opts) if any(isinstance(h, HetznerHost) for h in hosts) else None
+        used = cloudsecrets.clouds_of(fleet)
+        secrets = {cloud: _secret(c) for cloud, c in credentials.items()}
+        self.hetzner = None
+        if "hetzner" in used:
+            from fleet_sdk.graph.hetzner import HetznerCloud
+
+            self.hetzner = HetznerCloud(fleet, public_key, secrets.get("hetzner"), opts)
         self.gcp = None
-        if any(isinstance(h, GcpHost) for h in hosts):
+        if "gcp" in used:
             from fleet_sdk.graph.gcp import GcpCloud
 
-            self.gcp = GcpCloud(fleet, public_key, opts)
+            self.gcp = GcpCloud(fleet, public_key, secrets.get("gcp"), opts)
+        self.dns = None
+        if "cloudflare" in used:
+            from fleet_sdk.graph.cloudflare import CloudflareZone
+
+            assert settings.cloudflare_zone is not None  # settings.check refused it before
+            self.dns = CloudflareZone(settings.cloudflare_zone, secrets.get("cloudflare"), opts)
 
 
 class FleetComponent(pulumi.ComponentResource):
@@ -104,6 +140,14 @@ class FleetComponent(pulumi.ComponentResource):
     def __init__(self, fleet: Fleet, settings: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
         # Check everything that can be known before registering anything.
         self.notes: list[str] = []
+        settings.check(fleet)
+        credentials = cloudsecrets.credentials(
+            settings, cloudsecrets.clouds_of(fleet), dry_run=pulumi.runtime.is_dry_run()
+        )
+        for credential in credentials.values():
+            if credential.note:
+                self.notes.append(credential.note)
+                pulumi.log.warn(credential.note)
         key_owner = _deploy_key_owner(fleet)
         found = None
         if key_owner is None and any(m.cloud for m in fleet.machines):
@@ -127,7 +171,7 @@ class FleetComponent(pulumi.ComponentResource):
             public_key = public_value(step.stdout, key_owner, DEPLOY_KEY_VAR)
         else:
             public_key = found if found is not None else _unknown_string()
-        self.clouds = Clouds(fleet, public_key, parent=self)
+        self.clouds = Clouds(fleet, public_key, settings, credentials, parent=self)
         for component in self.machines.values():
             component.provision(fleet, self.clouds)
         from fleet_sdk.graph.zerotier import networks

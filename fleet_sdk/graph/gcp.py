@@ -1,4 +1,5 @@
-"""Google Compute Engine resources: firewall rules on the fleet's network tag, one instance per machine.
+"""Google Compute Engine resources: firewall rules on the fleet's network tag, one instance per machine
+(with a rule on a tag of its own when it opens more ports).
 
 pulumi_gcp.compute costs about a second to import (reference/pulumi.md §7), so it is imported only
 when the fleet has an enabled GCP machine.
@@ -12,6 +13,7 @@ from typing import Any
 import pulumi
 
 from fleet_sdk.spec import Fleet, GcpHost, Machine
+from fleet_sdk.spec.hosts import port_ranges
 
 # nixos-anywhere logs in as root with the deploy key, which GCE images refuse by default.
 ROOT_LOGIN_SCRIPT = """#!/bin/sh
@@ -36,17 +38,43 @@ def gce_label(value: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", value.lower())
 
 
+def open_port_allows(open_ports: tuple[str, ...]) -> list[dict[str, Any]]:
+    """A host's open_ports ("tcp/443", "udp/60000-61000") as firewall allows, one per protocol."""
+    ports: dict[str, list[str]] = {}
+    for protocol, port, _entry in port_ranges(open_ports):
+        ports.setdefault(protocol, []).append(port)
+    return [{"protocol": protocol, "ports": listed} for protocol, listed in ports.items()]
+
+
 class GcpCloud(pulumi.ComponentResource):
     """Firewall rules that let SSH and ZeroTier reach every instance carrying the fleet's tag."""
 
-    def __init__(self, fleet: Fleet, public_key: pulumi.Input[str], opts: pulumi.ResourceOptions) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        public_key: pulumi.Input[str],
+        credentials: pulumi.Output[str] | None,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
         super().__init__("fleet:gcp:Cloud", fleet.name, None, opts)
         import pulumi_gcp as gcp
 
         self._compute = gcp.compute
         self.tag = f"fleet-{gce_label(fleet.name)}"
         self.public_key = pulumi.Output.from_input(public_key)
-        child = pulumi.ResourceOptions(parent=self)
+        self.provider = None
+        if credentials is not None:
+            # an explicit provider reads no gcp:* stack config itself: hand project and location over
+            config = pulumi.Config("gcp")
+            self.provider = gcp.Provider(
+                fleet.name,
+                credentials=credentials,
+                project=config.get("project"),
+                region=config.get("region"),
+                zone=config.get("zone"),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        child = pulumi.ResourceOptions(parent=self, provider=self.provider)
         self.firewalls = [
             gcp.compute.Firewall(
                 f"{fleet.name}-{purpose}",
@@ -61,6 +89,9 @@ class GcpCloud(pulumi.ComponentResource):
         ]
         self.register_outputs({"tag": self.tag})
 
+    def machine_tag(self, machine: Machine) -> str:
+        return f"{self.tag}-{gce_label(machine.name)}"
+
     def instance(self, fleet: Fleet, machine: Machine, host: GcpHost, parent: pulumi.Resource) -> Any:
         accelerators: dict[str, Any] = {}
         if host.gpu_type:
@@ -69,6 +100,22 @@ class GcpCloud(pulumi.ComponentResource):
                 # instances with GPUs cannot live-migrate
                 "scheduling": {"on_host_maintenance": "TERMINATE", "automatic_restart": True},
             }
+        tags, firewalls = [self.tag], list(self.firewalls)
+        if host.open_ports:
+            # a rule on a tag only this instance carries: other instances keep their ports closed
+            tag = self.machine_tag(machine)
+            firewalls.append(
+                self._compute.Firewall(
+                    f"{machine.name}-ports",
+                    name=f"{tag}-ports",
+                    network="default",
+                    allows=open_port_allows(host.open_ports),
+                    source_ranges=["0.0.0.0/0"],
+                    target_tags=[tag],
+                    opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
+                )
+            )
+            tags.append(tag)
         return self._compute.Instance(
             machine.name,
             name=machine.name,
@@ -78,15 +125,16 @@ class GcpCloud(pulumi.ComponentResource):
             network_interfaces=[{"network": "default", "access_configs": [{}]}],
             metadata={"ssh-keys": self.public_key.apply(lambda key: f"root:{key}")},
             metadata_startup_script=ROOT_LOGIN_SCRIPT,
-            tags=[self.tag],
+            tags=tags,
             labels={**host.labels, "fleet": gce_label(fleet.name), "machine": machine.name},
             allow_stopping_for_update=True,
             deletion_protection=host.protect,
             **accelerators,
             opts=pulumi.ResourceOptions(
                 parent=parent,
+                provider=self.provider,
                 protect=host.protect,
-                depends_on=self.firewalls,
+                depends_on=firewalls,
                 # the bootstrap OS only matters before nixos-anywhere; changing it must not reinstall
                 ignore_changes=["metadata_startup_script", "boot_disk"],
             ),

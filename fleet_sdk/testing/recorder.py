@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import json
 import logging
@@ -24,6 +25,7 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 from typing_extensions import override
@@ -32,6 +34,9 @@ MOCK_DEPLOY_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockMockMockMockMockMock
 COMPUTED = "<computed>"
 SECRET = "[secret]"  # noqa: S105 (a placeholder, not a secret)
 STACK_TYPE = "pulumi:pulumi:Stack"
+ZONE_LOOKUP = "cloudflare:index/getZone:getZone"
+# invokes that read the cloud: offline, a preview cannot know their answer
+CLOUD_LOOKUPS = frozenset({ZONE_LOOKUP})
 
 # Pulumi's wire signatures for special values inside a property struct
 _SIG_KEY = rpc._special_sig_key
@@ -119,7 +124,9 @@ def _options(req: Any) -> dict[str, Any]:
     if req.HasField("retainOnDelete"):
         opts["retain_on_delete"] = req.retainOnDelete
     if req.provider:
-        opts["provider"] = req.provider
+        # a provider reference is "<urn>::<id>"; the id is unknown in preview and a number under up
+        # mocks, so only the URN is recorded and preview and up compare equal
+        opts["provider"] = req.provider.rpartition("::")[0]
     if req.deletedWith:
         opts["deleted_with"] = req.deletedWith
     if aliases:
@@ -185,7 +192,16 @@ class FleetMocks(pulumi.runtime.Mocks):
 
     @override
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
+        """Invokes under up mocks (in preview, CLOUD_LOOKUPS answer unknown, see Recorder.Invoke)."""
+        if args.token == ZONE_LOOKUP:
+            name = str((args.args.get("filter") or {}).get("name") or args.args.get("zoneId") or "")
+            return {"id": mock_zone_id(name), "name": name, "status": "active"}, []
+        return {}, []  # an empty failure list: the mock monitor iterates it
+
+
+def mock_zone_id(zone: str) -> str:
+    """The id the up mocks give a Cloudflare zone: 32 hex digits, as Cloudflare's, fixed per name."""
+    return hashlib.sha256(f"zone:{zone}".encode()).hexdigest()[:32]
 
 
 class Recorder(pulumi_mocks.MockMonitor):
@@ -207,6 +223,14 @@ class Recorder(pulumi_mocks.MockMonitor):
             if qualified != STACK_TYPE:
                 type_ = f"{qualified}${type_}"
         return "urn:pulumi:" + "::".join([pulumi.get_stack(), pulumi.get_project(), type_, name])
+
+    @override
+    def Invoke(self, request: Any) -> Any:
+        # As the engine declines an invoke it cannot serve yet: the result is wholly unknown. Offline,
+        # a preview cannot read the cloud; a real preview would show the value.
+        if request.tok in CLOUD_LOOKUPS and isinstance(self.mocks, FleetMocks) and self.mocks.preview:
+            return resource_pb2.ResourceInvokeResponse(unknown=True)
+        return super().Invoke(request)  # type: ignore[no-untyped-call]
 
     @override
     def RegisterResource(self, request: Any) -> Any:
