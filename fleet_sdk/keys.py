@@ -145,8 +145,8 @@ class SopsTree:
 
     def machines_linked(self, secret_dir: Path) -> set[str]:
         """Machines that may read the secret: linked directly or through a linked group."""
-        machines = _entries(secret_dir / "machines")
-        for group in _entries(secret_dir / "groups"):
+        machines = link_names(secret_dir / "machines")
+        for group in link_names(secret_dir / "groups"):
             machines.update(self.group_members(group)["machines"])
         return machines
 
@@ -251,7 +251,8 @@ class SopsTree:
         return decrypt(path.read_bytes(), identities, str(path.relative_to(self.repo))).decode()
 
 
-def _entries(d: Path) -> set[str]:
+def link_names(d: Path) -> set[str]:
+    """Names in a member-link folder (none when it does not exist)."""
     try:
         return set(os.listdir(d))
     except (FileNotFoundError, NotADirectoryError):

@@ -50,6 +50,7 @@ def plan_document(fleet: Fleet, graph: RecordedGraph) -> dict[str, Any]:
             "class": m.machine_class,
             "enabled": m.enabled,
             "tags": sorted(set(m.tags)),
+            "target_host": str(m.target) if m.target else None,
             "resources": sorted(urn for urn, name in owner.items() if name == m.name),
         }
         for m in fleet.machines
@@ -121,10 +122,11 @@ def render_text(plan: Plan) -> str:
 
     for m in plan.fleet.machines:
         entry = doc["machines"][m.name]
-        where = m.host.summary if m.host is not None else ""
+        where = m.host.summary if m.host is not None else "by hand"
         state = "" if m.enabled else " (disabled: no cloud resources)"
+        target = f"  deploy: {entry['target_host']}" if entry["target_host"] else ""
         lines.append("")
-        lines.append(f"{m.name}  {m.machine_class}  {where}{state}  tags: {' '.join(entry['tags']) or '-'}")
+        lines.append(f"{m.name}  {m.machine_class}  {where}{state}{target}  tags: {' '.join(entry['tags']) or '-'}")
         block(entry["resources"])
     shared = [r["urn"] for r in doc["resources"] if r["machine"] is None]
     if shared:

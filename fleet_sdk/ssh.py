@@ -5,29 +5,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fleet_sdk.errors import FleetError
 from fleet_sdk.runner import CmdResult, run
+from fleet_sdk.spec.targets import TargetHost
 
 OPTIONS = ("-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=15")
 
 
-def parse_target(target: str) -> tuple[str, str, int | None]:
-    """`[user@]host[:port]` -> (user, host, port); user defaults to root."""
-    user, _, rest = target.rpartition("@")
-    host, port = rest, None
-    if rest.count(":") == 1:
-        host, _, p = rest.partition(":")
-        port = int(p)
-    return user or "root", host, port
+def parse_target(target: str) -> TargetHost:
+    """`[user@]host[:port]`, user root unless named; a bad target is a FleetError naming it."""
+    try:
+        return TargetHost.parse(target)
+    except ValueError as e:
+        raise FleetError(f"target host: {e}") from None
 
 
 def argv(target: str, identity_file: Path | None = None) -> list[str]:
-    user, host, port = parse_target(target)
+    t = parse_target(target)
     args = ["ssh", *OPTIONS]
-    if port:
-        args += ["-p", str(port)]
+    if t.port:
+        args += ["-p", str(t.port)]
     if identity_file:
         args += ["-i", str(identity_file), "-o", "IdentitiesOnly=yes"]
-    return [*args, f"{user}@{host}", "sh", "-s"]
+    # "--" ends ssh's options; the destination is validated, so it cannot be read as one anyway
+    return [*args, "--", f"{t.user}@{t.host}", "sh", "-s"]
 
 
 def run_script(target: str, script: str, identity_file: Path | None = None, timeout: float = 120) -> CmdResult:

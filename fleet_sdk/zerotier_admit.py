@@ -43,14 +43,23 @@ def plan(store: VarsStore, fleet: Fleet, instance: str, members: list[str] | Non
         ip = store.public(GeneratorId(f"zerotier-ip-{machine}-{instance}", None), "ip")
         if ip is not None:
             known[machine] = member_id(ip.decode())
-    for external in service.external_ids(inst):
+    outside = []
+    for external, address in service.external_members(inst).items():
+        if address is not None and (why := service.address_outside(nwid.decode(), address)):
+            outside.append(why)
         known[external] = external
+    if outside:
+        raise FleetError(
+            f"instance {instance!r}: roles.controller.settings.allowedIps: {'; '.join(outside)}; "
+            "give the addresses `zerotier-cli listnetworks` shows on those members, or their member ids "
+            "in allowedIds"
+        )
     wanted = members or sorted(known)
     missing = [m for m in wanted if m not in known]
     if missing:
         raise FleetError(
             f"instance {instance!r}: no member id for {', '.join(missing)}; run `fleet vars generate` or "
-            "list external members in roles.controller.settings.allowedIds"
+            "list external members in roles.controller.settings.allowedIps or allowedIds"
         )
     return Admission(instance, controller, nwid.decode(), {m: known[m] for m in wanted})
 
@@ -85,6 +94,7 @@ def deploy_key_file(store: VarsStore) -> Iterator[Path | None]:
 
 
 def admit(store: VarsStore, fleet: Fleet, admission: Admission, target: str | None) -> str:
+    """Admit on the controller at `target` ([user@]host[:port]), by default its target host."""
     host = target or fleet.machine(admission.controller).target_host
     if not host:
         raise FleetError(

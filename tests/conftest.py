@@ -27,15 +27,29 @@ def make_deploy_key(repo: Path) -> str:
 
 
 @pytest.fixture
-def fleet_repo(tmp_path: Path) -> Path:
-    repo = tmp_path / "fleet-repo"
-    make_deploy_key(repo)
-    return repo
+def fleet_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fleet repository with the deploy key and the prod stack's provider secrets, which the
+    operator (SOPS_AGE_KEY, also for child processes) can open."""
+    from .cloud_fixtures import make_cloud_repo
+
+    repo = make_cloud_repo(tmp_path / "fleet-repo")
+    repo.as_operator(monkeypatch, repo.alice)
+    return repo.path
+
+
+def prod_config(**overrides: str) -> dict[str, str]:
+    """The prod stack's config as Pulumi hands it to the program (Pulumi.prod.yaml), overridden."""
+    return {**load_stack_config(PROJECT, "prod").values, **overrides}
+
+
+def prod_settings(repo: Path) -> StackSettings:
+    """The prod stack's settings from Pulumi.prod.yaml, with `repo` as the fleet repository."""
+    return StackSettings.from_values(prod_config(**{"fleet:repo": str(repo)}), PROJECT)
 
 
 @pytest.fixture
 def settings(fleet_repo: Path) -> StackSettings:
-    return StackSettings(repo=fleet_repo)
+    return prod_settings(fleet_repo)
 
 
 def prod_fleet(overrides: list[str] | None = None) -> Fleet:
@@ -43,6 +57,13 @@ def prod_fleet(overrides: list[str] | None = None) -> Fleet:
     return load_fleet(PROJECT, "prod", StackSettings.from_values(config.values, PROJECT))
 
 
+def prod_everyone() -> Fleet:
+    """The prod stack with every machine enabled (the stack config switches some off), so graph
+    tests see every kind of resource."""
+    fleet = prod_fleet()
+    return fleet.with_enabled(fleet.names)
+
+
 @pytest.fixture
 def prod() -> Fleet:
-    return prod_fleet()
+    return prod_everyone()

@@ -55,7 +55,9 @@ def test_check_shows_every_machine_with_its_table(capsys) -> None:
     out = capsys.readouterr().out
     assert "cinnabar (cx43, bios boot, 160 GB): ok" in out
     assert "scheelite (n1-standard-8, uefi boot, 100 GB): ok" in out
-    assert "main 1 bios       EF02  disk-main-bios       sectors 2048-4095" in out
+    # the user's names: the labels cinnabar's installed disk already has
+    assert "main 1 boot       EF02  disk-main-boot       sectors 2048-4095" in out
+    assert "disk-main-grub" in out and "disk-primary-ESP" in out
     assert "stibnite" not in out  # darwin: no layout
 
 

@@ -34,8 +34,9 @@ def test_plan_json_is_the_documented_stable_document(fleet_repo: Path) -> None:
     assert doc["machines"]["scheelite"]["class"] == "nixos" and doc["machines"]["argentum"]["class"] == "darwin"
     assert doc["machines"]["cinnabar"]["tags"] == ["cloud", "controller", "hetzner", "nixos"]
     by_urn = {r["urn"]: r for r in doc["resources"]}
+    assert doc["machines"]["cinnabar"]["target_host"] == "root@cinnabar.zt"
+    assert doc["machines"]["argentum"]["target_host"] == "cameron@argentum.zt"
     for name, machine in doc["machines"].items():
-        assert machine["enabled"] is True
         for urn in machine["resources"]:
             assert by_urn[urn]["machine"] == name
     server = next(r for r in doc["resources"] if r["type"] == "hcloud:index/server:Server" and r["name"] == "cinnabar")
@@ -46,14 +47,14 @@ def test_plan_json_is_the_documented_stable_document(fleet_repo: Path) -> None:
     ]
     assert server["inputs"]["serverType"] == "cx43"
     assert len(server["dependencies"]) == 2 and all(d in by_urn for d in server["dependencies"])
-    assert doc["outputs"]["machines"]["electrum"] == {"ipv4": "<computed>", "ipv6": "<computed>"}
+    assert doc["outputs"]["machines"]["magnetite"] == {"ipv4": "<computed>", "ipv6": "<computed>"}
     assert first.stderr == ""  # the deploy key exists: nothing to warn about
 
 
 def test_plan_text_lists_machines_and_dependencies(fleet_repo: Path) -> None:
     out = fleet_cli("plan", "--repo", str(fleet_repo))
     assert out.returncode == 0, out.stderr
-    assert "fleet/prod: 8 machines (4 with cloud resources)" in out.stdout
+    assert "fleet/prod: 10 machines (2 with cloud resources)" in out.stdout
     assert "after hcloud:index/firewall:Firewall::fleet, hcloud:index/sshKey:SshKey::fleet-deploy" in out.stdout
     assert "scheelite  nixos  gcp n1-standard-8 us-central1-f +1x nvidia-tesla-t4" in out.stdout
 
@@ -98,6 +99,18 @@ BAD_STACKS = {
     "role-machine": ('Machine(name="a"),), instances=(ZT(machines=("ghost",))', ["instance 'zt'", "'ghost'"]),
     "role-tag": ('Machine(name="a"),), instances=(ZT(tags=("nobody",))', ["instance 'zt'", "'nobody'"]),
     "wrong-type": ('Machine(name="a", tags="x")', ["Machine: tags", "tuple"]),
+    "target-empty-user": ('Machine(name="a", target_host="@a.zt")', ["machine 'a'", "target_host", "empty user"]),
+    "target-shell": (
+        'Machine(name="a", target_host="root@a.zt;reboot")',
+        ["machine 'a'", "target_host", "not a host name or IP address"],
+    ),
+    "target-port": ('Machine(name="a", target_host="root@a.zt:99999")', ["machine 'a'", "port '99999'"]),
+    "target-option": ('Machine(name="a", target_host="-oProxyCommand=x")', ["machine 'a'", "target_host"]),
+    "zerotier-ip-v4": (
+        'Machine(name="a"),), instances=(ServiceInstance(name="zt", module="zerotier", '
+        'roles={"controller": Role(machines=("a",), settings={"allowedIps": ["10.1.2.3"]})})',
+        ["instance 'zt'", "allowedIps", "'10.1.2.3' is not an IPv6 address"],
+    ),
 }
 
 

@@ -59,14 +59,16 @@ def fleet_repo(tmp_path_factory: pytest.TempPathFactory, prod_layouts: dict[str,
 
 
 def test_prod_layouts_evaluate_to_what_was_rendered(fleet_repo: Path, prod_layouts: dict[str, DiskLayout]) -> None:
-    assert {"cinnabar", "electrum", "galena", "scheelite"} <= set(prod_layouts)
+    assert {"cinnabar", "electrum", "magnetite", "galena", "scheelite", "pyrite"} <= set(prod_layouts)
     for machine, layout in prod_layouts.items():
         devices = evaluate_machine(fleet_repo, machine)
         assert devices == layout.to_disko(), machine
         assert DiskLayout.from_disko(devices).render() == layout.render()
     # what the BIOS host's disko sees: GRUB's EF02 partition first, the pool's datasets as strings
     cinnabar = evaluate_machine(fleet_repo, "cinnabar")
-    assert cinnabar["disk"]["main"]["content"]["partitions"]["bios"] == {"size": "1M", "type": "EF02"}
+    partitions = cinnabar["disk"]["main"]["content"]["partitions"]
+    assert partitions["boot"] == {"size": "1M", "type": "EF02"}
+    assert partitions["grub"]["content"]["mountpoint"] == "/boot"
     assert cinnabar["zpool"]["zroot"]["rootFsOptions"] == {"compression": "lz4", "com.sun:auto-snapshot": "true"}
 
 

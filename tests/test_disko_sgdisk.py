@@ -6,8 +6,8 @@ partitions in creation order (`resolve`), numbered 1..n, one `sgdisk --align-end
 codes, first and last sectors); when the plan refuses the table, sgdisk must fail as well, on the same
 partition, having saved exactly the partitions planned before it.
 
-Cases: the prod layouts on their hosts' disks (Hetzner cx43 160 GB BIOS, ccx23 160 GB UEFI, GCP 100 GB
-UEFI), every gpt disk of the valid examples of reference/disko.md §11 on a 10 GiB and an odd-sized
+Cases: the prod layouts on their hosts' disks (Hetzner cx43 160 GB and cx53 320 GB BIOS, ccx23 160 GB
+UEFI, GCP 100 GB UEFI), every gpt disk of the valid examples of reference/disko.md §11 on a 10 GiB and an odd-sized
 image, and random tables from hypothesis.
 
 sgdisk sleeps a second after every write, so all fixed cases are replayed at once in background threads
@@ -32,7 +32,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleet_sdk import sgdisk
-from fleet_sdk.disko import DiskLayout, PartitionPlanError, zfs_root
+from fleet_sdk.disko import DiskLayout, PartitionPlanError
 from fleet_sdk.disko.model import Gpt
 from fleet_sdk.disko.plan import PartitionSpec, partition_plan, plan_gpt, resolve
 from fleet_sdk.runner import CommandError
@@ -46,11 +46,11 @@ GIB = 1024**3
 GB = 10**9
 ODD = 10**9 + 12345 * 512  # not a multiple of any alignment: the last usable sector is odd
 
-# the prod layouts (stacks/prod.py) on the disks of their hosts
-PROD: dict[str, tuple[DiskLayout, int]] = {
-    "zfs_root-bios-hetzner-cx43-160GB": (zfs_root("/dev/sda", boot="bios"), 160 * GB),
-    "zfs_root-uefi-hetzner-ccx23-160GB": (zfs_root("/dev/sda", boot="uefi"), 160 * GB),
-    "zfs_root-uefi-gcp-100GB": (zfs_root("/dev/sda", boot="uefi"), 100 * GB),
+# the prod layouts (stacks/prod.py) on the disks of their hosts (pyrite, bare metal, has no size here)
+PROD: dict[str, tuple[DiskLayout, str, int]] = {
+    f"prod-{m.name}-{m.shape.name}-{m.disk_bytes // GB}GB": (m.disks, next(iter(m.disks.disk)), m.disk_bytes)
+    for m in prod_fleet().machines
+    if m.disks is not None and m.shape is not None and m.disk_bytes
 }
 
 
@@ -98,7 +98,7 @@ KNOWN_BUGS: dict[str, tuple[str, DiskLayout, int]] = {
 }
 
 CASES: dict[str, tuple[DiskLayout, str, int]] = {
-    **{name: (layout, "main", size) for name, (layout, size) in PROD.items()},
+    **PROD,
     **{name: (layout, key, size) for name, layout, key, size in _example_cases()},
     **{name: (layout, "d", size) for name, (_, layout, size) in KNOWN_BUGS.items()},
 }
@@ -218,10 +218,9 @@ def test_random_tables_match_sgdisk_or_both_refuse(tables: list[tuple[dict[str, 
 # -- fixed cases -------------------------------------------------------------------------------
 
 
-def test_prod_cases_are_the_prod_stack() -> None:
-    machines = [m for m in prod_fleet().machines if m.disks is not None]
-    on_disks = {(m.disks.render(), m.disk_bytes) for m in machines}
-    assert on_disks == {(layout.render(), size) for layout, size in PROD.values()}
+def test_prod_cases_cover_both_boot_modes_and_every_cloud_disk() -> None:
+    machines = [m for m in prod_fleet().machines if m.disks is not None and m.shape is not None]
+    assert len(PROD) == len(machines) == 5
     assert {m.shape.boot for m in machines if m.shape} == {"bios", "uefi"}
 
 
@@ -242,17 +241,18 @@ def test_known_plan_bugs(case: str, replays: dict[str, Future[Replay]]) -> None:
 
 def test_prod_plans_in_detail(replays: dict[str, Future[Replay]]) -> None:
     # sgdisk's own numbers: 1 MiB alignment, "-0" rounded down to a 1 MiB boundary by --align-end
-    bios = replays["zfs_root-bios-hetzner-cx43-160GB"].result().table
+    # labels as the user's disko files give them: what the installed disks already carry
+    bios = replays["prod-cinnabar-cx43-160GB"].result().table
     last = (160 * GB // 512 - 34) // 2048 * 2048 - 1  # 312498175
     assert [(e.number, e.label, e.type_code, e.start_sector, e.end_sector) for e in bios] == [
-        (1, "disk-main-bios", "EF02", 2048, 4095),
-        (2, "disk-main-boot", "8300", 4096, 2101247),
+        (1, "disk-main-boot", "EF02", 2048, 4095),
+        (2, "disk-main-grub", "8300", 4096, 2101247),
         (3, "disk-main-zfs", "8300", 2101248, last),
     ]
-    gcp = replays["zfs_root-uefi-gcp-100GB"].result().table
+    gcp = replays["prod-galena-e2-standard-8-100GB"].result().table
     assert [(e.label, e.type_code, e.start_sector, e.end_sector) for e in gcp] == [
-        ("disk-main-ESP", "EF00", 2048, 2099199),
-        ("disk-main-zfs", "8300", 2099200, (100 * GB // 512 - 34) // 2048 * 2048 - 1),
+        ("disk-primary-ESP", "EF00", 2048, 2099199),
+        ("disk-primary-zfs", "8300", 2099200, (100 * GB // 512 - 34) // 2048 * 2048 - 1),
     ]
 
 

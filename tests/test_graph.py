@@ -14,14 +14,15 @@ from fleet_sdk.stackconfig import StackSettings
 from fleet_sdk.testing import COMPUTED, RecordedGraph, recorded_graph
 from fleet_sdk.testing.recorder import MOCK_DEPLOY_KEY
 
-from .conftest import PROJECT, prod_fleet
+from .conftest import PROJECT, prod_config, prod_everyone, prod_fleet, prod_settings
 
 SERVER = "hcloud:index/server:Server"
 SSH_KEY = "hcloud:index/sshKey:SshKey"
 HZ_FIREWALL = "hcloud:index/firewall:Firewall"
 INSTANCE = "gcp:compute/instance:Instance"
 GCP_FIREWALL = "gcp:compute/firewall:Firewall"
-CLOUD_TYPES = {SERVER, SSH_KEY, HZ_FIREWALL, INSTANCE, GCP_FIREWALL}
+DNS_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
+CLOUD_TYPES = {SERVER, SSH_KEY, HZ_FIREWALL, INSTANCE, GCP_FIREWALL, DNS_RECORD}
 
 
 def plan(fleet: Fleet, settings: StackSettings, preview: bool = True) -> RecordedGraph:
@@ -35,13 +36,15 @@ def test_each_hetzner_server_depends_on_the_ssh_key_and_firewall(prod: Fleet, se
     key = graph.one(SSH_KEY, "fleet-deploy")
     firewall = graph.one(HZ_FIREWALL, "fleet")
     servers = graph.of_type(SERVER)
-    assert sorted(s.name for s in servers) == ["cinnabar", "electrum"]
+    assert sorted(s.name for s in servers) == ["cinnabar", "electrum", "magnetite"]
     for server in servers:
         assert key.urn in server.dependencies and firewall.urn in server.dependencies
-        assert server.options["protect"] is True
+        # production servers are protected; electrum is a test VM switched off and on by config
+        protected = server.name != "electrum"
+        assert server.options["protect"] is protected
         assert server.options["ignore_changes"] == ["sshKeys", "userData"]
         assert server.inputs["image"] == "debian-12"
-        assert server.inputs["deleteProtection"] is True
+        assert server.inputs["deleteProtection"] is protected
     assert graph.one(SERVER, "cinnabar").inputs["serverType"] == "cx43"
     assert graph.one(SERVER, "electrum").inputs["serverType"] == "ccx23"
     # the deploy key's public half comes from the vars step of the first machine declaring it
@@ -106,16 +109,16 @@ def test_preview_and_up_register_the_same_resources(prod: Fleet, settings: Stack
     # preview shows addresses as unknown; up has them
     assert preview.outputs["machines"]["cinnabar"] == {"ipv4": COMPUTED, "ipv6": COMPUTED}
     machines = up.outputs["machines"]
-    assert set(machines) == {"cinnabar", "electrum", "galena", "scheelite"}
+    assert set(machines) == {"cinnabar", "electrum", "magnetite", "galena", "scheelite"}
     assert machines["cinnabar"]["ipv4"].startswith("192.0.2.") and machines["cinnabar"]["ipv6"].startswith("2001:db8:")
     assert machines["scheelite"]["ipv4"].startswith("198.51.100.") and "ipv6" not in machines["scheelite"]
     # hcloud wants integer firewall ids: the graph converts the string id
     assert up.one(SERVER, "cinnabar").inputs["firewallIds"] == [int(up.one(HZ_FIREWALL, "fleet").id)]  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("disabled", ["cinnabar", "scheelite", "stibnite"])
+@pytest.mark.parametrize("disabled", ["cinnabar", "electrum", "scheelite", "stibnite"])
 def test_disabling_a_machine_removes_exactly_its_cloud_resources(disabled: str, settings: StackSettings) -> None:
-    everyone = prod_fleet()
+    everyone = prod_everyone()
     enabled = [n for n in everyone.names if n != disabled]
     fewer = prod_fleet([f"fleet:enabled={enabled}".replace("'", '"')])
     assert not fewer.machine(disabled).enabled
@@ -133,7 +136,7 @@ def test_disabling_a_machine_removes_exactly_its_cloud_resources(disabled: str, 
 def test_shared_cloud_resources_go_with_the_last_machine_of_a_cloud(settings: StackSettings) -> None:
     graph = plan(prod_fleet(['fleet:enabled=["galena"]']), settings)
     types = {r.type for r in graph.resources if r.custom}
-    assert types == {INSTANCE, GCP_FIREWALL, "command:local:Command"}
+    assert types == {INSTANCE, GCP_FIREWALL, "command:local:Command", "pulumi:providers:gcp"}
     graph = plan(prod_fleet(["fleet:enabled=[]"]), settings)
     assert not any(r.type in CLOUD_TYPES for r in graph.resources)
     assert graph.log == []  # no deploy key needed without cloud machines
@@ -144,11 +147,12 @@ def test_without_a_deploy_key_generator_the_key_file_is_read(prod: Fleet, tmp_pa
     bare = prod.model_copy(
         update={"machines": tuple(m.model_copy(update={"generators": ()}) for m in prod.machines), "instances": ()}
     )
-    graph = plan(bare, StackSettings(repo=fleet_repo))
+    graph = plan(bare, prod_settings(fleet_repo))
     public = (fleet_repo / "vars/shared/deploy-key/id_ed25519.pub/value").read_text().strip()
     assert graph.one(SSH_KEY, "fleet-deploy").inputs["publicKey"] == public
     assert graph.of_type("command:local:Command") == []
-    settings = StackSettings(repo=tmp_path)
+    # no provider secrets configured: the missing deploy key is what stops `up`
+    settings = StackSettings.from_values({"fleet:repo": str(tmp_path), "fleet:cloudflareZone": "example.net"}, PROJECT)
     graph = plan(bare, settings, preview=True)
     assert any("deploy key" in message and "fleet vars generate" in message for _, message in graph.log)
     assert graph.one(SSH_KEY, "fleet-deploy").inputs.get("publicKey", COMPUTED) == COMPUTED
@@ -157,11 +161,11 @@ def test_without_a_deploy_key_generator_the_key_file_is_read(prod: Fleet, tmp_pa
 
 
 def test_the_project_program_reads_stack_config(fleet_repo: Path) -> None:
-    config = {"fleet:repo": str(fleet_repo), "fleet:enabled": '["electrum"]'}
+    config = prod_config(**{"fleet:repo": str(fleet_repo), "fleet:enabled": '["electrum"]'})
     graph = recorded_graph(lambda: run_program(PROJECT), stack="prod", config=config)
     assert [r.name for r in graph.of_type(SERVER)] == ["electrum"]
     with pytest.raises(pulumi.RunError, match="'ghost'"):
-        recorded_graph(lambda: run_program(PROJECT), stack="prod", config={"fleet:enabled": '["ghost"]'})
+        recorded_graph(lambda: run_program(PROJECT), stack="prod", config=prod_config(**{"fleet:enabled": '["ghost"]'}))
 
 
 def test_a_recorded_graph_closes_every_event_loop_it_made(

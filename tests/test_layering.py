@@ -18,12 +18,17 @@ PULUMI_FREE = [
     "keys.py",
     "fsutil.py",
     "adminkey.py",
+    "cloudsecrets.py",
+    "ssh.py",
+    "vars",
+    "zerotier_admit.py",
 ]
 FORBIDDEN = (
     "pulumi",
     "pulumi_hcloud",
     "pulumi_gcp",
     "pulumi_command",
+    "pulumi_cloudflare",
     "fleet_sdk.graph",
     "fleet_sdk.cli",
     "fleet_sdk.testing",

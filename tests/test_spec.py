@@ -28,10 +28,12 @@ def test_prod_fleet_as_specified(prod: Fleet) -> None:
     assert prod.names == [
         "cinnabar",
         "electrum",
+        "magnetite",
         "galena",
         "scheelite",
-        "stibnite",
+        "pyrite",
         "blackphos",
+        "stibnite",
         "rosegold",
         "argentum",
     ]
@@ -43,7 +45,7 @@ def test_prod_fleet_as_specified(prod: Fleet) -> None:
     assert prod.machine("galena").shape.boot == "uefi"  # type: ignore[union-attr]
     assert prod.machine("argentum").nix_system == "aarch64-darwin"
     assert prod.members("zerotier", "controller") == ["cinnabar"]
-    assert prod.members("zerotier", "peer") == ["electrum", "galena", "scheelite"]
+    assert prod.members("zerotier", "peer") == ["electrum", "galena", "magnetite", "pyrite", "scheelite"]
     assert "workstation" in effective_tags(prod.machine("rosegold"))
 
 

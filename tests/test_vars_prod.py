@@ -12,11 +12,12 @@ import pytest
 
 from fleet_sdk import sops
 from fleet_sdk.keys import KeyEntry, SopsTree
+from fleet_sdk.vars.scoping import foreign_links
 
 from .conftest import PROJECT, prod_fleet
 from .vars_project import snapshot
 
-NIXOS = ("cinnabar", "electrum", "galena", "scheelite")
+NIXOS = ("cinnabar", "electrum", "magnetite", "galena", "scheelite", "pyrite")
 
 
 def fleet_cli(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -60,6 +61,11 @@ def test_every_file_of_every_generator_is_produced(generated) -> None:
 def test_secrets_open_with_machine_key_and_admin_key(generated) -> None:
     repo, env, _ = generated
     tree = SopsTree(repo)
+    # no built-in generator encrypts one machine's own secret to another
+    assert list(foreign_links(tree)) == []
+    # pyrite's disk passphrase: six words, no newline, for the installer only (partitioning)
+    passphrase = sops.decrypt((repo / "vars/per-machine/pyrite/zfs/key/secret").read_bytes(), [env["SOPS_AGE_KEY"]])
+    assert len(passphrase.split(b"-")) == 6 and not passphrase.endswith(b"\n")
     for machine in NIXOS:
         machine_key = tree.machine_private_key(machine, [env["SOPS_AGE_KEY"]])
         host_key = repo / f"vars/per-machine/{machine}/openssh/ssh.id_ed25519/secret"
@@ -68,6 +74,10 @@ def test_secrets_open_with_machine_key_and_admin_key(generated) -> None:
         )
         hash_file = repo / f"vars/per-machine/{machine}/user-password-root/user-password-hash/secret"
         assert sops.decrypt(hash_file.read_bytes(), [machine_key]).startswith(b"$6$")
+        # every machine's own ZeroTier identity opens with its key and no other machine's
+        identity = repo / f"vars/shared/zerotier-identity-{machine}/identity-secret"
+        assert sorted(os.listdir(identity / "machines")) == [machine]
+        assert sops.decrypt((identity / "secret").read_bytes(), [machine_key])
         # deploy=false secrets are for admins only
         password = repo / f"vars/per-machine/{machine}/user-password-root/user-password/secret"
         with pytest.raises(sops.NoMatchingKeyError):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fleet_sdk import sops
-from fleet_sdk.errors import SpecError
+from fleet_sdk.errors import FleetError, SpecError
 from fleet_sdk.graph import deploy_fleet
 from fleet_sdk.keys import KeyEntry, SopsTree
 from fleet_sdk.spec import Fleet, HetznerHost, Machine, Role, ServiceInstance
@@ -18,7 +18,9 @@ from fleet_sdk.testing import recorded_graph
 from fleet_sdk.vars.generate import GenerateOptions, generate
 from fleet_sdk.vars.store import GeneratorId, VarsStore
 from fleet_sdk.zerotier import Identity, member_id, rfc4193
-from fleet_sdk.zerotier_admit import admit, plan
+from fleet_sdk.zerotier_admit import admit, plan, script
+
+from .conftest import make_deploy_key
 
 COMMAND = "command:local:Command"
 
@@ -59,8 +61,12 @@ def test_bad_input_is_refused_naming_the_instance(build, words: str) -> None:
 
 def test_members_declare_clans_generators() -> None:
     f = fleet(peers=1)
+    # each machine declares only its own identity (clan's test_identity_scoped_to_own_machine)
     assert [g.name for g in f.generators_of("p0")] == [
-        "zerotier-identity-ctl", "zerotier-identity-p0", "zerotier-ip-p0-zt", "zerotier-network-zt",
+        "zerotier-identity-p0", "zerotier-ip-p0-zt", "zerotier-network-zt",
+    ]  # fmt: skip
+    assert [g.name for g in f.generators_of("ctl")] == [
+        "zerotier-identity-ctl", "zerotier-ip-ctl-zt", "zerotier-network-zt",
     ]  # fmt: skip
     assert all(g.share for g in f.generators_of("p0"))
     network = next(g for g in f.generators_of("ctl") if g.name == "zerotier-network-zt")
@@ -169,3 +175,66 @@ def test_admit_without_target_host_says_what_to_do(tmp_path: Path) -> None:
     store = VarsStore(tmp_path)
     with pytest.raises(Exception, match="no network id yet; run `fleet vars generate ctl`"):
         plan(store, f, "zt")
+
+
+@pytest.mark.parametrize(
+    ("settings_", "words"),
+    [
+        ({"allowedIps": ["fd00::1"]}, "fd00::1 is not a ZeroTier RFC 4193 member address"),
+        ({"allowedIps": "fddb:4344:343b:14b9:399:930e:e971:d9e0"}, "allowedIps: give a list"),
+        ({"allowedIps": ["fddb:4344:343b:14b9:399:93ff:e971:d9e0"]}, "reserved ZeroTier address ffe971d9e0"),
+        (
+            {"networkId": "db4344343b14b903", "allowedIps": ["fd11:1111:1111:1111:1199:93a1:b2c3:d4e5"]},
+            "is not in network db4344343b14b903's range (fddb:4344:343b:14b9:399:9300::/88)",
+        ),
+    ],
+)
+def test_bad_allowed_ips_are_refused_naming_the_instance(settings_: dict, words: str) -> None:
+    with pytest.raises(SpecError) as info:
+        fleet(**settings_)
+    assert "instance 'zt': roles.controller.settings.allowedIps" in str(info.value) and words in str(info.value)
+
+
+def test_external_members_by_address_are_admitted_by_their_member_id(tmp_path: Path, monkeypatch) -> None:
+    private, public = sops.generate()
+    repo = tmp_path / "repo"
+    SopsTree(repo).write_keys("users", "admin", [KeyEntry(public)])
+    generate(repo, fleet(peers=1), GenerateOptions(identities=[private]))
+    store = VarsStore(repo)
+    nwid = store.public(GeneratorId("zerotier-network-zt", None), "network-id").decode()  # type: ignore[union-attr]
+    phone = rfc4193(nwid, "9fc45d577c")
+    by_address = fleet(peers=1, allowedIps=[phone], allowedIds=["a1b2c3d4e5"])
+    admission = plan(store, by_address, "zt")
+    assert admission.members["9fc45d577c"] == "9fc45d577c" and admission.members["a1b2c3d4e5"] == "a1b2c3d4e5"
+    assert "admitted 9fc45d577c (9fc45d577c)" in script(admission)
+    # an address of another network is refused at admission, naming it and the network's range
+    elsewhere = fleet(peers=1, allowedIps=["fd11:1111:1111:1111:1199:93a1:b2c3:d4e5"])
+    with pytest.raises(FleetError) as info:
+        plan(store, elsewhere, "zt")
+    message = str(info.value)
+    assert "instance 'zt': roles.controller.settings.allowedIps" in message
+    assert f"fd11:1111:1111:1111:1199:93a1:b2c3:d4e5 is not in network {nwid}'s range" in message
+
+    graph = recorded_graph(lambda: deploy_fleet(by_address, settings(tmp_path)))
+    assert {r.name for r in graph.of_type(COMMAND) if "-admit-" in r.name} == {
+        "zt-admit-p0", "zt-admit-9fc45d577c", "zt-admit-a1b2c3d4e5",
+    }  # fmt: skip
+    assert graph.outputs["zerotier"]["zt"]["members"]["9fc45d577c"] == phone
+
+
+def test_the_controller_is_reached_as_the_user_its_target_host_names(tmp_path: Path) -> None:
+    machines = (
+        Machine(name="ctl", host=HetznerHost(server_type="cx22", location="fsn1"), target_host="admin@ctl.example"),
+        Machine(name="p0", tags=("peer",), target_host="crs58@[fd00::2]:2222"),
+    )
+    roles = {"controller": Role(machines=("ctl",)), "peer": Role(tags=("peer",))}
+    f = Fleet(name="f", machines=machines, instances=(ServiceInstance(name="zt", module="zerotier", roles=roles),))
+    make_deploy_key(tmp_path / "repo")
+    up = recorded_graph(lambda: deploy_fleet(f, settings(tmp_path)), preview=False)
+    ip = up.outputs["machines"]["ctl"]["ipv4"]
+    assert up.one(COMMAND, "zt-controller").inputs["create"].endswith(f" --target-host admin@{ip}")
+    # without a cloud server the controller is its target host, as written
+    by_hand = f.model_copy(update={"machines": (machines[0].model_copy(update={"host": None}), machines[1])})
+    graph = recorded_graph(lambda: deploy_fleet(by_hand, settings(tmp_path)), preview=False)
+    assert graph.one(COMMAND, "zt-admit-p0").inputs["create"].endswith(" --target-host admin@ctl.example")
+    assert str(f.machine("p0").target) == "crs58@[fd00::2]:2222" and f.machine("p0").target.port == 2222  # type: ignore[union-attr]

@@ -175,21 +175,35 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 
 def run_fix(args: argparse.Namespace) -> int:
+    from fleet_sdk import git
     from fleet_sdk.keys import SopsTree, rekey_all
     from fleet_sdk.sops import operator_identities
-    from fleet_sdk.vars.inspect import fix
+    from fleet_sdk.vars.inspect import FixResult, fix, unscope
     from fleet_sdk.vars.store import VarsStore
 
     identities = operator_identities()
     if args.repo and not (args.project or Path("Pulumi.yaml").exists()):
-        changed, stuck = rekey_all(SopsTree(Path(args.repo)), identities)  # no fleet: links only
+        # no fleet: links only
+        tree = SopsTree(Path(args.repo))
+        unscoped, rotate = unscope(tree)
+        changed, stuck = rekey_all(tree, identities)
+        git.add(tree.repo, [*changed, *(tree.repo / r for r in rotate)])
+        result = FixResult(changed, stuck, unscoped, rotate)
     else:
         fleet, settings = common.load(args)
-        changed, stuck = fix(VarsStore(settings.repo), fleet, identities)
-    for d in changed:
+        result = fix(VarsStore(settings.repo), fleet, identities)
+    for line in result.unscoped:
+        print(line)
+    for d in result.rekeyed:
         print(f"re-keyed: {d / 'secret'}")
-    for d in stuck:
+    for d in result.stuck:
         print(f"cannot open (not encrypted to your key): {d / 'secret'}")
-    if not changed and not stuck:
+    for rel in result.rotate:
+        print(
+            f"warning: {rel} was readable by a machine other than its owner; rotate it "
+            "(generate it anew and deploy), since that machine may have kept a copy",
+            file=sys.stderr,
+        )
+    if not (result.rekeyed or result.stuck or result.unscoped):
         print("every secret is encrypted to exactly its members")
-    return 1 if stuck else 0
+    return 1 if result.stuck else 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import sys
 from typing import Any
 
@@ -27,7 +28,7 @@ def content_hash(value: Any) -> str:
 
 def fleet_command(args: list[str]) -> str:
     """A shell command line running `fleet ARGS` with the program's interpreter (paths from env)."""
-    fixed = " ".join(args)  # machine, generator and stack names: no shell metacharacters (validated names)
+    fixed = shlex.join(args)  # names are validated too; quoting keeps any other text inert
     return f'"$FLEET_PYTHON" -m fleet_sdk {fixed} --repo "$FLEET_REPO" --project "$FLEET_PROJECT"'
 
 

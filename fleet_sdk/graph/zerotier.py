@@ -4,6 +4,7 @@ admitted on the controller in the same run (clan admits them only on the control
 from __future__ import annotations
 
 import functools
+import shlex
 from typing import TYPE_CHECKING, Any
 
 import pulumi
@@ -38,7 +39,8 @@ class ZeroTierNetwork(pulumi.ComponentResource):
         name = instance.name
         controller = fleet.members(name, "controller")[0]
         members = service.members(fleet, instance)
-        external = service.external_ids(instance)
+        external_members = service.external_members(instance)
+        external = list(external_members)
         ctrl = machines[controller]
         assert ctrl.vars is not None  # every member declares the zerotier generators
         self.network_id = _value(ctrl.vars.stdout, controller, f"zerotier-network-{name}/network-id")
@@ -47,12 +49,21 @@ class ZeroTierNetwork(pulumi.ComponentResource):
             step = machines[m].vars
             assert step is not None
             addresses[m] = _value(step.stdout, m, f"zerotier-ip-{m}-{name}/ip")
-        for member in external:
-            addresses[member] = self.network_id.apply(functools.partial(_external_ip, member=member))
+        for member, ip in external_members.items():
+            # given by address: that address; given by id: its address in the network
+            addresses[member] = ip if ip else self.network_id.apply(functools.partial(_external_ip, member=member))
         self.addresses = addresses
         # the controller machine must exist (and have its vars) before anything is admitted on it
         controller_deps: list[pulumi.Resource] = [r for r in (ctrl.vars, ctrl.server) if r is not None]
-        target = ctrl.ipv4 if ctrl.ipv4 is not None else fleet.machine(controller).target_host
+        # a cloud controller is reached at its public address, as the user its target host names
+        # (root by default); one provisioned by hand at its target host
+        ctrl_target = fleet.machine(controller).target
+        user = ctrl_target.user if ctrl_target else "root"
+        target: pulumi.Input[str] | None = (
+            ctrl.ipv4.apply(lambda ip: f"{user}@{ip}" if ip else "")
+            if ctrl.ipv4 is not None
+            else (str(ctrl_target) if ctrl_target else None)
+        )
         env = step_environment(settings)
         self.admissions = {}
         for member in [m for m in members if m != controller] + external:
@@ -94,7 +105,7 @@ def _with_target(command: str, target: pulumi.Input[str] | None) -> pulumi.Input
     if target is None:
         return command
     return pulumi.Output.from_input(target).apply(
-        lambda host: f"{command} --target-host root@{host}" if host else command
+        lambda host: f"{command} --target-host {shlex.quote(host)}" if host else command
     )
 
 

@@ -154,6 +154,13 @@ def _generator_problems(fleet: Fleet) -> list[str]:
     for machine, generators in per_machine.items():
         own = {g.name: g for g in generators}
         for g in generators:
+            owner = g.name.removeprefix(zerotier.IDENTITY_PREFIX)
+            if owner != g.name and owner != machine:
+                problems.append(
+                    f"machine {machine!r}: generator {g.name!r} is the ZeroTier identity of {owner!r}; declaring it "
+                    f"would give {machine!r} that private key. Remove it from {machine!r}: a dependency on it is "
+                    "resolved as a shared generator without declaring it"
+                )
             for dep in g.dependencies:
                 target = own.get(dep) or (shared[dep][1] if dep in shared else None)
                 if target is None:

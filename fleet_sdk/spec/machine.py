@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from fleet_sdk.catalog import ServerShape, gcp, hetzner
 from fleet_sdk.disko import DiskLayout
 from fleet_sdk.errors import SpecError
+from fleet_sdk.spec import targets
 from fleet_sdk.spec.generators import Generator
-from fleet_sdk.spec.hosts import GcpHost, HetznerHost
+from fleet_sdk.spec.hosts import GcpHost, HetznerHost, open_port_problems
 from fleet_sdk.spec.names import GCE_NAME, IDENTIFIER, LABEL_KEY, LABEL_VALUE, hostname_problem
 
 MachineClass = Literal["nixos", "darwin"]
@@ -67,6 +68,11 @@ class Machine(BaseModel):
         return shape.disk_gb * 10**9 if shape and shape.disk_gb else None
 
     @property
+    def target(self) -> targets.TargetHost | None:
+        """The parsed `target_host` (user root unless it names one)."""
+        return targets.TargetHost.parse(self.target_host) if self.target_host else None
+
+    @property
     def cloud(self) -> bool:
         """Whether this machine gets cloud resources in the graph."""
         return self.enabled and self.host is not None
@@ -81,8 +87,8 @@ def _machine_problems(m: Machine) -> list[str]:
             problems.append(f"tags: {tag!r} is not a valid tag: use letters, digits, '-' and '_'")
     if m.system is not None and m.system not in SYSTEMS:
         problems.append(f"system: {m.system!r} is not one of {', '.join(SYSTEMS)}")
-    if m.target_host is not None and (not m.target_host or any(c.isspace() for c in m.target_host)):
-        problems.append(f"target_host: {m.target_host!r} is not of the form [user@]host[:port]")
+    if m.target_host is not None and (p := targets.problem(m.target_host)):
+        problems.append(f"target_host: {p}")
     if m.machine_class == "darwin":
         if m.disks is not None:
             problems.append("disks: darwin machines are not partitioned by disko; remove disks")
@@ -126,6 +132,7 @@ def _labels_problems(labels: dict[str, str]) -> list[str]:
 
 def _hetzner_problems(m: Machine, host: HetznerHost) -> list[str]:
     problems = _labels_problems(host.labels)
+    problems += open_port_problems(host.open_ports)
     if host.location not in hetzner.LOCATIONS:
         problems.append(
             f"host.location: {host.location!r} is not a Hetzner location; choose one of {', '.join(hetzner.LOCATIONS)}"
@@ -147,6 +154,7 @@ def _hetzner_problems(m: Machine, host: HetznerHost) -> list[str]:
 
 def _gcp_problems(m: Machine, host: GcpHost) -> list[str]:
     problems = _labels_problems(host.labels)
+    problems += open_port_problems(host.open_ports)
     if not GCE_NAME.match(m.name):
         problems.append(f"name: {m.name!r} cannot name a GCE instance, which must start with a letter")
     if not gcp.zone_exists(host.zone):

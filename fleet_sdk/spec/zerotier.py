@@ -1,10 +1,16 @@
 """clan's zerotier service (reference/clan.md §5): roles controller (exactly one), moon (at most
 four, with stable endpoints) and peer; controller settings allowedIps / allowedIds (members running
-their own zerotier-one, e.g. darwin workstations, given by member id); an optional pinned networkId.
+their own zerotier-one, e.g. darwin workstations or a phone, given by address or by member id);
+an optional pinned networkId.
 
 Its generators are clan's, all shared, so clan's module on the machines reads them:
 zerotier-identity-<m> (identity-secret), zerotier-network-<instance> (network-id, from the
 controller's identity) and zerotier-ip-<m>-<instance> (ip).
+
+A machine declares only its OWN identity (clan's eval test `test_identity_scoped_to_own_machine`):
+declaring another's would link that machine's private identity to it. The network generator's
+dependency on the controller's identity is resolved fleet-wide as a shared generator, as clan does
+for a dependency the machine does not declare itself.
 """
 
 from __future__ import annotations
@@ -30,9 +36,61 @@ def is_zerotier(instance: ServiceInstance) -> bool:
     return instance.module_name == MODULE and instance.input in (None, "clan-core")
 
 
-def external_ids(instance: ServiceInstance) -> list[str]:
+IDENTITY_PREFIX = "zerotier-identity-"
+
+
+def identity_generator_name(machine: str) -> str:
+    return f"{IDENTITY_PREFIX}{machine}"
+
+
+def external_members(instance: ServiceInstance) -> dict[str, str | None]:
+    """Members that run their own zerotier-one: member id -> the address they were given by
+    (allowedIps), or None when given by id (allowedIds). Assumes `problems` found none."""
     role = instance.roles.get("controller")
-    return list(role.settings.get("allowedIds", [])) if role else []
+    settings = role.settings if role else {}
+    out: dict[str, str | None] = {m: None for m in settings.get("allowedIds", [])}
+    for ip in settings.get("allowedIps", []):
+        out[member_of_address(ip)] = ipaddress.IPv6Address(ip).compressed
+    return dict(sorted(out.items()))
+
+
+def member_of_address(ip: str) -> str:
+    """The member id in an RFC 4193 ZeroTier address: its last five bytes."""
+    return ipaddress.IPv6Address(ip).packed[11:].hex()
+
+
+def network_of_address(ip: str) -> str:
+    """The network id in an RFC 4193 ZeroTier address: bytes 1 to 8."""
+    return ipaddress.IPv6Address(ip).packed[1:9].hex()
+
+
+def _address_problem(ip: object, pinned: object) -> str | None:
+    try:
+        packed = ipaddress.IPv6Address(ip).packed
+    except ValueError:
+        return f"{ip!r} is not an IPv6 address"
+    if packed[0] != 0xFD or packed[9:11] != b"\x99\x93":
+        return (
+            f"{ip} is not a ZeroTier RFC 4193 member address (fd<network id>9993<member id>, "
+            "as `zerotier-cli listnetworks` shows it)"
+        )
+    member = packed[11:].hex()
+    if member == "0000000000" or member.startswith("ff"):
+        return f"{ip} holds the reserved ZeroTier address {member}"
+    if isinstance(pinned, str) and _HEX16.match(pinned) and packed[1:9].hex() != pinned:
+        return f"{ip} is not in network {pinned}'s range ({_prefix(pinned)}/88)"
+    return None
+
+
+def _prefix(nwid: str) -> str:
+    return str(ipaddress.IPv6Address(bytes([0xFD]) + bytes.fromhex(nwid) + b"\x99\x93" + bytes(5)))
+
+
+def address_outside(nwid: str, ip: str) -> str | None:
+    """Why `ip` (an allowedIps entry) cannot be a member of network `nwid`, or None."""
+    if network_of_address(ip) != nwid:
+        return f"{ip} is not in network {nwid}'s range ({_prefix(nwid)}/88)"
+    return None
 
 
 def problems(fleet: Fleet, instance: ServiceInstance) -> list[str]:
@@ -53,16 +111,18 @@ def problems(fleet: Fleet, instance: ServiceInstance) -> list[str]:
             out.append(f"{at}: roles.moon: {name!r} needs settings.stableEndpoints (its public addresses)")
     role = instance.roles.get("controller")
     settings = role.settings if role else {}
+    for key in ("allowedIds", "allowedIps"):
+        if not isinstance(settings.get(key, []), list | tuple):
+            out.append(f"{at}: roles.controller.settings.{key}: give a list, not {settings[key]!r}")
+            return out
     for member in settings.get("allowedIds", []):
         if not isinstance(member, str) or not _HEX10.match(member):
             out.append(f"{at}: roles.controller.settings.allowedIds: {member!r} is not a member id (10 hex digits)")
         elif member == "0000000000" or member.startswith("ff"):
             out.append(f"{at}: roles.controller.settings.allowedIds: {member} is a reserved ZeroTier address")
     for ip in settings.get("allowedIps", []):
-        try:
-            ipaddress.IPv6Address(ip)
-        except ValueError:
-            out.append(f"{at}: roles.controller.settings.allowedIps: {ip!r} is not an IPv6 address")
+        if p := _address_problem(ip, settings.get("networkId")):
+            out.append(f"{at}: roles.controller.settings.allowedIps: {p}")
     nwid = settings.get("networkId")
     if nwid is not None and (not isinstance(nwid, str) or not _HEX16.match(nwid)):
         out.append(f"{at}: roles.controller.settings.networkId: {nwid!r} is not a network id (16 hex digits)")
@@ -84,12 +144,15 @@ def _identity_generator(machine: str) -> Generator:
         (out / "identity-secret").write_text(Identity.generate().secret())
 
     return Generator(
-        name=f"zerotier-identity-{machine}", share=True, files=(GeneratorFile(name="identity-secret"),), python=identity
+        name=identity_generator_name(machine),
+        share=True,
+        files=(GeneratorFile(name="identity-secret"),),
+        python=identity,
     )
 
 
 def _network_generator(instance: str, controller: str, pinned: str | None) -> Generator:
-    dep = f"zerotier-identity-{controller}"
+    dep = identity_generator_name(controller)
 
     def network(inputs: dict[str, dict[str, bytes]], prompts: dict[str, str], out: Path) -> None:
         from fleet_sdk.zerotier import Identity, network_id
@@ -111,7 +174,7 @@ def _network_generator(instance: str, controller: str, pinned: str | None) -> Ge
 
 
 def _ip_generator(machine: str, instance: str) -> Generator:
-    identity, network = f"zerotier-identity-{machine}", f"zerotier-network-{instance}"
+    identity, network = identity_generator_name(machine), f"zerotier-network-{instance}"
 
     def ip(inputs: dict[str, dict[str, bytes]], prompts: dict[str, str], out: Path) -> None:
         from fleet_sdk.zerotier import Identity, rfc4193
@@ -129,16 +192,16 @@ def _ip_generator(machine: str, instance: str) -> Generator:
 
 
 def generators(fleet: Fleet, instance: ServiceInstance, machine: str) -> list[Generator]:
-    """What a member machine declares for the instance; the controller also declares the network's
-    input (its own identity) so every member's network generator can depend on it."""
+    """What a member machine declares for the instance: its own identity, the network id (whose
+    input, the controller's identity, only the controller declares) and its address."""
     controllers = fleet.members(instance.name, "controller")
     if machine not in members(fleet, instance) or len(controllers) != 1:
         return []
     controller = controllers[0]
     role = instance.roles.get("controller")
     pinned = role.settings.get("networkId") if role else None
-    out = [_identity_generator(machine), _network_generator(instance.name, controller, pinned)]
-    if controller != machine:
-        out.append(_identity_generator(controller))
-    out.append(_ip_generator(machine, instance.name))
-    return out
+    return [
+        _identity_generator(machine),
+        _network_generator(instance.name, controller, pinned),
+        _ip_generator(machine, instance.name),
+    ]

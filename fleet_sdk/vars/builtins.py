@@ -163,6 +163,21 @@ def state_version(version: str = "25.05") -> Generator:
     )
 
 
+def disk_passphrase(name: str = "zfs", file: str = "key") -> Generator:
+    """A disk-encryption passphrase (`neededFor = partitioning`: the installer hands it to disko):
+    six words joined by '-' without a newline, typeable at the initrd prompt. A trailing newline
+    would enrol a LUKS key slot nobody can type."""
+
+    def generate_disk_passphrase(inputs: Inputs, prompts: Prompts, out: Path) -> None:
+        _write(out / file, passphrase().encode())
+
+    return Generator(
+        name=name,
+        files=(GeneratorFile(name=file, needed_for="partitioning"),),
+        python=generate_disk_passphrase,
+    )
+
+
 def deploy_key() -> Generator:
     """The fleet's deploy key: its public half is what the clouds let in first (fleet_sdk.deploykey)."""
     return Generator(

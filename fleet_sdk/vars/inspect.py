@@ -10,10 +10,11 @@ from typing_extensions import override
 
 from fleet_sdk import git
 from fleet_sdk.errors import FleetError
-from fleet_sdk.keys import rekey_all
+from fleet_sdk.keys import SopsTree, rekey_all
 from fleet_sdk.sops.document import recipients
 from fleet_sdk.spec import Fleet
 from fleet_sdk.spec.generators import Generator, GeneratorFile
+from fleet_sdk.vars.scoping import foreign_links, unlink
 from fleet_sdk.vars.selection import fleet_graph
 from fleet_sdk.vars.store import GeneratorId, VarsStore, generator_id
 
@@ -31,7 +32,17 @@ class Finding:
 
 def check(store: VarsStore, fleet: Fleet, machines: list[str] | None = None) -> list[Finding]:
     findings = []
-    for machine in machines or [m.name for m in fleet.machines]:
+    wanted = set(machines or fleet.names)
+    for found in foreign_links(store.sops):
+        if {found.owner, found.machine} & wanted:
+            findings.append(
+                Finding(
+                    found.machine,
+                    str(found.secret),
+                    f"{found.describe()}: run `fleet vars fix` to unlink it, then rotate the secret",
+                )
+            )
+    for machine in machines or fleet.names:
         for g in fleet.generators_of(machine):
             gid = generator_id(g, machine)
             if not store.validation_ok(gid, g):
@@ -107,9 +118,18 @@ def set_var(store: VarsStore, fleet: Fleet, machine: str, var: str, value: bytes
     return folder
 
 
-def fix(store: VarsStore, fleet: Fleet, identities: list[str]) -> tuple[list[Path], list[Path]]:
-    """Link every declaring machine to its deploy secrets (and unlink deploy=false ones), then
-    re-key every secret whose recipients differ from its links. Returns (re-keyed, not openable)."""
+@dataclass(frozen=True)
+class FixResult:
+    rekeyed: list[Path]
+    stuck: list[Path]  # not encrypted to the operator's key
+    unscoped: list[str]  # what was unlinked from machines' own secrets, as sentences
+    rotate: list[str]  # those secrets (relative folders): another machine could read them
+
+
+def fix(store: VarsStore, fleet: Fleet, identities: list[str]) -> FixResult:
+    """Link every declaring machine to its deploy secrets (and unlink deploy=false ones), unlink
+    machines from other machines' own secrets, then re-key every secret whose recipients differ
+    from its links."""
     for gid, node in fleet_graph(fleet).items():
         for f in node.generator.all_files:
             folder = store.file_dir(gid, f.name)
@@ -123,6 +143,19 @@ def fix(store: VarsStore, fleet: Fleet, identities: list[str]) -> tuple[list[Pat
                 links = folder / "machines"
                 for link in links.iterdir() if links.is_dir() else []:
                     os.unlink(link)
+    unscoped, rotate = unscope(store.sops)
     changed, stuck = rekey_all(store.sops, identities)
-    git.add(store.repo, [d for d in changed])
-    return changed, stuck
+    git.add(store.repo, [*changed, *(store.repo / r for r in rotate)])
+    return FixResult(changed, stuck, unscoped, rotate)
+
+
+def unscope(tree: SopsTree) -> tuple[list[str], list[str]]:
+    """Unlink every foreign machine from machines' own secrets: (changes, secrets to rotate)."""
+    changes: list[str] = []
+    rotate: dict[str, None] = {}
+    for found in list(foreign_links(tree)):
+        done = unlink(tree, found)
+        changes += done
+        if done:
+            rotate[str(found.secret)] = None
+    return changes, list(rotate)
