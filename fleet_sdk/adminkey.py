@@ -1,4 +1,7 @@
-"""`fleet vars keygen`: the operator's age key and its sops/users/<name>/key.json (clan.md §3.3)."""
+"""`fleet vars keygen`: the operator's age key and its sops/users/<name>/key.json (clan.md §3.3).
+
+The repository is written under its lock (vars.lock) and what was written is `git add`ed (the user's
+key.json every time, so a key file an interrupted run left untracked is tracked by the next)."""
 
 from __future__ import annotations
 
@@ -8,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fleet_sdk import fsutil
+from fleet_sdk import fsutil, git
 from fleet_sdk.keys import USER_NAME, KeyEntry, SopsTree, rekey_all
 from fleet_sdk.sops import age
 from fleet_sdk.sops.errors import NoAdminKeyError, SopsError
+from fleet_sdk.vars.lock import repository_lock
 
 
 @dataclass
@@ -45,7 +49,10 @@ def keygen(repo: Path, user: str | None = None, env: Mapping[str, str] | None = 
         identities, created = [private], True
     public = age.public_key(identities[0])
     tree = SopsTree(repo)
-    existing = tree.keys_of("users", name) if (tree.member_dir("users", name) / "key.json").is_file() else []
-    wrote = tree.write_keys("users", name, [KeyEntry(k) for k in existing] + [KeyEntry(public)])
-    rekeyed, stuck = rekey_all(tree, identities) if wrote else ([], [])
+    key_json = tree.member_dir("users", name) / "key.json"
+    with repository_lock(repo, "fleet vars keygen"):
+        existing = tree.keys_of("users", name) if key_json.is_file() else []
+        wrote = tree.write_keys("users", name, [KeyEntry(k) for k in existing] + [KeyEntry(public)])
+        rekeyed, stuck = rekey_all(tree, identities) if wrote else ([], [])
+        git.add(repo, [key_json, *rekeyed])
     return KeygenResult(name, public, key_file, created, wrote, rekeyed, stuck)

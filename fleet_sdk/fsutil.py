@@ -1,6 +1,8 @@
 """Files written so that a crash never leaves a partial one: temp file beside the target, fsync, rename.
 
-Secret material goes to 0600 files; directories this module creates are 0700.
+Secret material goes to 0600 files; directories this module creates are 0700. An OSError while
+writing a file's data (a full disk fails the write, the flush or the close, and says nowhere where)
+carries the file's name.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import ctypes
 import ctypes.util
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 
@@ -26,6 +28,16 @@ def ensure_dir(path: Path, mode: int = 0o700) -> None:
             d.mkdir(mode=mode)
 
 
+@contextlib.contextmanager
+def _named(path: str | Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None:
+            e.filename = str(path)
+        raise
+
+
 def write_atomic(path: Path, data: bytes, mode: int = 0o600, dir_mode: int = 0o700) -> None:
     """Replace `path` with `data` in one rename; readers see the old or the new file, never a mix.
     Missing parent directories are created with `dir_mode`."""
@@ -33,7 +45,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, dir_mode: int = 0o7
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
+        with _named(path), os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -58,7 +70,7 @@ def write_atomic_many(files: Sequence[tuple[Path, bytes, int]], dir_mode: int = 
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             temps.append((tmp, path))
             os.fchmod(fd, mode)
-            with os.fdopen(fd, "wb") as f:
+            with _named(path), os.fdopen(fd, "wb") as f:
                 f.write(data)
         folders = list(dict.fromkeys(path.parent for path, _, _ in files))
         sync_filesystem(folders)
@@ -94,7 +106,7 @@ def write_new(path: Path, data: bytes, mode: int = 0o600, dir_mode: int = 0o700)
 def create(path: str | Path, data: bytes, mode: int = 0o600) -> None:
     """write_new in a folder known to exist."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "wb") as f:
+    with _named(path), os.fdopen(fd, "wb") as f:
         f.write(data)
 
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from fleet_sdk.runner import run
+from fleet_sdk.runner import CommandError, run
 
 # attributes under which git stores something other than the file's bytes
 _CONVERTING = ("text", "eol", "crlf", "filter", "ident", "working-tree-encoding")
@@ -56,6 +57,67 @@ def add(repo: Path, paths: Sequence[Path]) -> bool:
     entries += [f"0 {zero}\t{path}".encode() for path in sorted(gone)]  # mode 0 drops the entry
     run(["git", "-C", top, "update-index", "-z", "--index-info"], input=b"\0".join(entries) + b"\0")
     return True
+
+
+def untracked(repo: Path, paths: Sequence[str]) -> list[Path]:
+    """Files and symlinks at or under `paths` (relative to `repo`) that the index does not hold,
+    ignored ones included (`add` would track them). None when `repo` is in no work tree or git is
+    not installed: then nothing can be tracked."""
+    try:
+        if _work_tree(repo) is None:
+            return []
+    except CommandError as e:
+        if e.returncode == 127:
+            return []
+        raise
+    out = run(["git", "--literal-pathspecs", "-C", repo, "ls-files", "-z", "--others", "--", *paths]).stdout
+    return [repo / os.fsdecode(p) for p in out.split(b"\0") if p]
+
+
+def stale_index_lock(repo: Path, settle: float = 0.0) -> Path | None:
+    """The index.lock of `repo`'s git directory when a killed git command left it (every later `add`
+    would fail on it): it exists and no process has it open, also after `settle` seconds (git closes
+    the file just before renaming it into place). Judged on Linux only (/proc); elsewhere None."""
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        return None
+    try:
+        done = run(["git", "-C", repo, "rev-parse", "--absolute-git-dir"], check=False)
+    except CommandError:  # git is not installed: nothing of ours can have left the lock
+        return None
+    if done.returncode != 0:
+        return None
+    lock = Path(done.stdout.decode().strip()) / "index.lock"
+    try:
+        inode = lock.stat().st_ino
+    except FileNotFoundError:
+        return None
+    if _held_open(lock):
+        return None
+    if settle:
+        time.sleep(settle)
+        try:
+            if lock.stat().st_ino != inode or _held_open(lock):
+                return None
+        except FileNotFoundError:
+            return None
+    return lock
+
+
+def _held_open(path: Path) -> bool:
+    target = os.path.realpath(path)  # /proc shows the resolved path
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:  # gone, or another user's
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd_dir / fd) == target:
+                    return True
+            except OSError:
+                continue
+    return False
 
 
 def _relative(repo: Path, top: Path, paths: Sequence[Path]) -> list[str]:

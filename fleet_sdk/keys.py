@@ -36,19 +36,31 @@ class KeyEntry:
 
 
 def read_key_json(path: Path) -> list[KeyEntry]:
-    """key.json in clan's list form, or the older single-object form."""
+    """key.json in clan's list form, or the older single-object form: at least one age entry with a
+    publickey string (whether it parses as a key is checked by SopsTree.keys_of)."""
+    source = str(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes())
     except FileNotFoundError:
-        raise SopsError("missing; re-add the member or remove the links to it", str(path)) from None
+        raise SopsError("missing; re-add the member or remove the links to it", source) from None
+    except IsADirectoryError:
+        raise SopsError("is a folder; it should be the member's key file, as clan writes it", source) from None
+    except UnicodeDecodeError:
+        raise SopsError("not UTF-8 text; restore it from git or re-add the member", source) from None
     except json.JSONDecodeError as e:
-        raise SopsError(f"not valid JSON ({e.msg})", str(path)) from None
+        raise SopsError(f"not valid JSON ({e.msg}); restore it from git or re-add the member", source) from None
+    shape = 'expected [{"publickey": "age1…", "type": "age"}]'
     items = data if isinstance(data, list) else [data]
+    if not items:
+        raise SopsError(f"no key in it; {shape}", source)
     entries = []
     for item in items:
-        if not isinstance(item, dict) or "publickey" not in item:
-            raise SopsError('expected [{"publickey": "age1…", "type": "age"}]', str(path))
-        entries.append(KeyEntry(str(item["publickey"]), str(item.get("type", "age"))))
+        if not isinstance(item, dict) or not isinstance(item.get("publickey"), str):
+            raise SopsError(f"{shape}, got an entry {json.dumps(item)[:60]} without a publickey string", source)
+        kind = item.get("type", "age")
+        if kind != "age":
+            raise SopsError(f'type {kind!r}: only age keys (type "age") can be recipients here', source)
+        entries.append(KeyEntry(item["publickey"], kind))
     return entries
 
 
@@ -76,16 +88,42 @@ class SopsTree:
         return self.root / "secrets" / name
 
     def names(self, kind: str) -> list[str]:
+        """Members of `kind` with a key; a member whose key.json is not a file is an error, not a
+        member without a key (that would hide an admin, or re-create a machine's key)."""
+        for folder in (self.root, self.root / kind):
+            if folder.exists() and not folder.is_dir():
+                raise SopsError("is not a folder; restore it from git", str(folder.relative_to(self.repo)))
         d = self.root / kind
-        return sorted(p.name for p in d.iterdir() if (p / "key.json").is_file()) if d.is_dir() else []
+        if not d.is_dir():
+            return []
+        found = []
+        for p in sorted(d.iterdir()):
+            key = p / "key.json"
+            if key.is_file():
+                found.append(p.name)
+            elif not p.is_dir():
+                raise SopsError(
+                    f"is not a folder (a member is sops/{kind}/<name>/key.json); restore it from git",
+                    str(p.relative_to(self.repo)),
+                )
+            elif key.exists() or key.is_symlink():
+                raise SopsError("is not a key.json file; restore it from git", str(key.relative_to(self.repo)))
+        return found
 
     def keys_of(self, kind: str, name: str) -> list[str]:
         # cached per tree: every secret written reads its members' keys; write_keys invalidates
         cached = self._keys.get((kind, name))
         if cached is None:
-            cached = self._keys[(kind, name)] = [
-                e.publickey for e in read_key_json(self.member_dir(kind, name) / "key.json")
-            ]
+            path = self.member_dir(kind, name) / "key.json"
+            cached = [e.publickey for e in read_key_json(path)]
+            for key in cached:  # a key nothing can encrypt to is refused here, naming its file
+                try:
+                    age.parse_recipient(key)
+                except SopsError as e:
+                    raise SopsError(
+                        f"publickey: {e}; restore the file from git or re-add the member", str(path)
+                    ) from None
+            self._keys[(kind, name)] = cached
         return list(cached)
 
     def write_keys(self, kind: str, name: str, entries: Iterable[KeyEntry]) -> bool:
@@ -104,26 +142,52 @@ class SopsTree:
     # -- members of one secret -------------------------------------------------------------
 
     def members(self, secret_dir: Path) -> dict[str, list[str]]:
-        """Member links of a secret by kind; a link that points nowhere is an error."""
+        """Member links of a secret by kind, and of the groups it links; a link that points nowhere,
+        loops, or a file where a folder of links should be is an error naming it."""
         out: dict[str, list[str]] = {}
         for kind in KINDS:
-            d = secret_dir / kind
-            names = sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+            out[kind] = names = self._links(secret_dir / kind)
             for name in names:
-                link = d / name
-                target = link.resolve()
-                if not (
-                    target.parent.name == kind
-                    and target.is_dir()
-                    and (kind == "groups" or (target / "key.json").is_file())
-                ):
-                    raise BrokenMemberError(
-                        f"points nowhere ({os.readlink(link) if link.is_symlink() else 'not a link'}); "
-                        f"restore sops/{kind}/{name} or delete the link and run `fleet vars fix`",
-                        str(link.relative_to(self.repo)),
-                    )
-            out[kind] = names
+                target = self._member(secret_dir / kind / name, kind, name)
+                if kind == "groups":
+                    for member_kind in ("machines", "users"):
+                        for member in self._links(target / member_kind):
+                            self._member(target / member_kind / member, member_kind, member)
         return out
+
+    def _links(self, d: Path) -> list[str]:
+        """Names in a folder of member links (none when it does not exist)."""
+        if d.is_dir():
+            return sorted(p.name for p in d.iterdir())
+        if os.path.lexists(d):
+            raise BrokenMemberError(
+                "is a file where a folder of member links should be; remove it and run `fleet vars fix`",
+                self._where(d),
+            )
+        return []
+
+    def _member(self, link: Path, kind: str, name: str) -> Path:
+        """The sops/<kind>/<name> folder a member link points to."""
+        fix = f"restore sops/{kind}/{name} or delete the link and run `fleet vars fix`"
+        try:
+            target = link.resolve()
+        except (RuntimeError, OSError):  # a loop: RuntimeError before Python 3.13, OSError since
+            raise BrokenMemberError(f"is a symbolic link loop; {fix}", self._where(link)) from None
+        if target.parent.name == kind and target.is_dir() and kind != "groups" and not (target / "key.json").is_file():
+            raise BrokenMemberError(
+                f"sops/{kind}/{name}/key.json is missing, not a file or a link loop; restore it from git or re-add "
+                "the member",
+                self._where(link),
+            )
+        if not (target.parent.name == kind and target.is_dir()):
+            raise BrokenMemberError(
+                f"points nowhere ({os.readlink(link) if link.is_symlink() else 'not a link'}); {fix}",
+                self._where(link),
+            )
+        return target
+
+    def _where(self, path: Path) -> str:
+        return str(path.relative_to(self.repo)) if path.is_relative_to(self.repo) else str(path)
 
     def recipients_of(self, secret_dir: Path) -> set[str]:
         """The recipient rule: keys of linked machines and users, plus those of linked groups' members."""
@@ -183,10 +247,10 @@ class SopsTree:
         """Re-wrap the data key for exactly the recipients the links name. True if it changed."""
         path = secret_dir / "secret"
         document = path.read_text()
-        wanted = self.recipients_of(secret_dir)
-        if set(recipients(document)) == wanted:
-            return False
         source = str(path.relative_to(self.repo))
+        wanted = self.recipients_of(secret_dir)
+        if set(recipients(document, source)) == wanted:
+            return False
         fsutil.write_atomic(path, rekey(document, identities, sorted(wanted), source).encode())
         return True
 
@@ -216,8 +280,12 @@ class SopsTree:
         out: dict[str, tuple[str, bool]] = {}
         missing = []
         for machine in machines:
-            if (self.member_dir("machines", machine) / "key.json").is_file():
+            key = self.member_dir("machines", machine) / "key.json"
+            if key.is_file():
                 out[machine] = (self.keys_of("machines", machine)[0], False)
+            elif key.exists() or key.is_symlink():
+                # never make a new key (and overwrite <m>-age.key) for a machine whose key.json is damaged
+                raise SopsError("is not a key.json file; restore it from git", str(key.relative_to(self.repo)))
             else:
                 missing.append(machine)
         if missing:

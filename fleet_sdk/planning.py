@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleet_sdk.disko import rendered
+from fleet_sdk.errors import SpecError
 from fleet_sdk.spec import Fleet
 from fleet_sdk.stackconfig import load_stack
 from fleet_sdk.testing.recorder import RecordedGraph, recorded_graph
@@ -81,8 +83,10 @@ def make_plan(project_dir: Path, stack: str, overrides: list[str] | None = None,
     """Load the stack's config and program and record what `pulumi preview` would register."""
     from fleet_sdk.graph import deploy_fleet
 
-    # refuses bad input before any registration
+    # refuses bad input before any registration, the disk layouts the install would read included
     config, settings, fleet = load_stack(project_dir, stack, overrides or [], repo)
+    if problems := rendered.machines_problems(settings.repo, fleet.machines):
+        raise SpecError(problems)
     graph = recorded_graph(
         lambda: deploy_fleet(fleet, settings),
         preview=True,

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import shlex
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet_sdk import ssh
+from fleet_sdk import fsutil, ssh
 from fleet_sdk.errors import FleetError
+from fleet_sdk.privatedir import private_dir
 from fleet_sdk.sops import operator_identities
 from fleet_sdk.spec import Fleet
 from fleet_sdk.spec import zerotier as service
@@ -81,15 +81,16 @@ def script(admission: Admission) -> str:
 
 @contextlib.contextmanager
 def deploy_key_file(store: VarsStore) -> Iterator[Path | None]:
-    """The fleet's deploy key in a private temp file for ssh -i (removed afterwards), if generated."""
+    """The fleet's deploy key for ssh -i, if generated: a 0600 file in a private RAM folder that is
+    removed however the call ends (privatedir; a killed run's is removed by the next)."""
     secret = store.file_dir(GeneratorId("deploy-key", None), "id_ed25519") / "secret"
     if not secret.is_file():
         yield None
         return
-    with tempfile.TemporaryDirectory(prefix="fleet-ssh-") as tmp:
-        path = Path(tmp) / "id_ed25519"
-        path.touch(mode=0o600)
-        path.write_bytes(store.secret(GeneratorId("deploy-key", None), "id_ed25519", operator_identities()))
+    plaintext = store.secret(GeneratorId("deploy-key", None), "id_ed25519", operator_identities())
+    with private_dir("ssh") as folder:
+        path = folder / "id_ed25519"
+        fsutil.create(path, plaintext)
         yield path
 
 

@@ -121,6 +121,7 @@ class _Builder:
 
     def __init__(self, draw: st.DrawFn) -> None:
         self.draw = draw
+        self.labels: set[str] = set()  # GPT labels drawn so far: a valid layout has each once
         self.mounts: set[str] = set()
         self.members: dict[str, dict[str, int]] = {"zpool": {}, "lvm_vg": {}, "mdadm": {}, "bcachefs_filesystems": {}}
         self.luks_names: set[str] = set()
@@ -341,6 +342,10 @@ class _Builder:
                 if self.coin(3)
                 else {},
             )
+            if "label" in part and (part["label"] in self.labels or part["label"].startswith("disk-")):
+                del part["label"]  # equal labels collide (and disk-… could equal a default label)
+            elif "label" in part:
+                self.labels.add(part["label"])
             if self.coin(10):
                 part["hybrid"] = self.some({}, {"mbrPartitionType": st.just("0x0c"), "mbrBootableFlag": st.booleans()})
             partitions[key] = part

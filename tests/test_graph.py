@@ -137,7 +137,7 @@ def test_shared_cloud_resources_go_with_the_last_machine_of_a_cloud(settings: St
     graph = plan(prod_fleet(['fleet:enabled=["galena"]']), settings)
     types = {r.type for r in graph.resources if r.custom}
     assert types == {INSTANCE, GCP_FIREWALL, "command:local:Command", "pulumi:providers:gcp"}
-    graph = plan(prod_fleet(["fleet:enabled=[]"]), settings)
+    graph = plan(prod_fleet(["fleet:enabled=[]", "fleet:allowEmpty=true"]), settings)
     assert not any(r.type in CLOUD_TYPES for r in graph.resources)
     assert graph.log == []  # no deploy key needed without cloud machines
 
@@ -188,3 +188,37 @@ def test_a_recorded_graph_closes_every_event_loop_it_made(
     loops = [ref() for ref in made]
     assert len(made) >= 2  # the graph's own loop and the executor threads' ones
     assert all(loop is None or loop.is_closed() for loop in loops)
+
+
+def test_gcp_instances_keep_protect_and_ignore_changes(settings: StackSettings) -> None:
+    from fleet_sdk.spec import GcpHost, Machine
+
+    machines = (
+        Machine(name="keep", host=GcpHost(machine_type="e2-standard-2", zone="us-central1-b", protect=True)),
+        Machine(name="scratch", host=GcpHost(machine_type="e2-standard-2", zone="us-central1-b")),
+    )
+    graph = plan(Fleet(name="fleet", machines=machines), settings, preview=False)
+    for name, protected in (("keep", True), ("scratch", False)):
+        instance = graph.one(INSTANCE, name)
+        assert instance.options["protect"] is protected
+        assert instance.inputs["deletionProtection"] is protected
+        # changing either would replace (wipe) an installed machine
+        assert sorted(instance.options["ignore_changes"]) == ["bootDisk", "metadataStartupScript"]
+
+
+def test_every_command_the_graph_builds_is_plain_argv_after_quoting(prod: Fleet, settings: StackSettings) -> None:
+    """Commands reach a shell: each must split into the words it was built from, with no shell syntax
+    left (the only expansions are the step environment's "$FLEET_…" variables)."""
+    import re
+    import shlex
+
+    graph = plan(prod, settings, preview=False)
+    commands = graph.of_type("command:local:Command")
+    assert len(commands) > 10
+    for command in commands:
+        words = shlex.split(command.inputs["create"])
+        assert words[:3] == ["$FLEET_PYTHON", "-m", "fleet_sdk"], command.name
+        for word in words[3:]:
+            assert re.fullmatch(r"[A-Za-z0-9@._:/=\[\]-]+|\$FLEET_(REPO|PROJECT)", word), (command.name, word)
+    admit = next(c for c in commands if c.name == "zerotier-controller")
+    assert "--target-host" in shlex.split(admit.inputs["create"])

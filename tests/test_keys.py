@@ -190,3 +190,23 @@ def test_vars_fix_cli_rekeys_to_the_links(tree: SopsTree, monkeypatch, capsys) -
     tree.write_keys("users", "cameron", [KeyEntry(ADMIN[1]), KeyEntry(sops.generate()[1])])
     assert main(["vars", "fix", "--repo", str(tree.repo)]) == 1
     assert "cannot open" in capsys.readouterr().out
+
+
+def test_keygen_writes_to_the_stacks_fleet_repository(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    project = tmp_path / "project"
+    (project / "fleet-repo").mkdir(parents=True)
+    (project / "Pulumi.yaml").write_text("name: demo\nruntime: python\n")
+    (project / "Pulumi.dev.yaml").write_text("config:\n  fleet:repo: fleet-repo\n")
+    env = {**os.environ, "HOME": str(tmp_path / "home")}
+    env.pop("SOPS_AGE_KEY", None)
+    env.pop("SOPS_AGE_KEY_FILE", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "fleet_sdk", "vars", "keygen", "--name", "bob"],
+        cwd=project, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert (project / "fleet-repo/sops/users/bob/key.json").is_file()
+    assert not (project / "sops").exists()

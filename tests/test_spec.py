@@ -9,7 +9,18 @@ import pytest
 from pydantic import ValidationError
 
 from fleet_sdk.errors import SpecError
-from fleet_sdk.spec import Fleet, GcpHost, HetznerHost, Machine, Role, ServiceInstance, effective_tags
+from fleet_sdk.spec import (
+    Fleet,
+    GcpHost,
+    Generator,
+    GeneratorFile,
+    HetznerHost,
+    Machine,
+    Prompt,
+    Role,
+    ServiceInstance,
+    effective_tags,
+)
 
 from .conftest import PROJECT
 
@@ -197,3 +208,35 @@ def test_with_enabled(prod: Fleet) -> None:
     assert prod.with_enabled(None) is prod
     with pytest.raises(SpecError, match="'nope'"):
         prod.with_enabled(["nope"])
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"name": "."}, "name: use letters, digits, '.', '_' and '-', not starting with '.'"),
+        ({"name": ".."}, "name: use letters"),
+        ({"name": ".hidden"}, "name: use letters"),
+        ({"name": "a/b"}, "name: use letters"),
+        ({"files": (GeneratorFile(name=".."),)}, "files: '..': use letters"),
+        ({"files": (GeneratorFile(name=".validation-hash"),)}, "files: '.validation-hash': use letters"),
+        ({"prompts": (Prompt(name="..", persist=True),)}, "prompts: '..': use letters"),
+        ({"prompts": (Prompt(name="p"), Prompt(name="p"))}, "prompts: 'p' is declared twice"),
+        ({"files": (GeneratorFile(name="k", owner="ro ot"),)}, "files.k.owner: 'ro ot' is not a user or group name"),
+        ({"files": (GeneratorFile(name="k", group="-wheel"),)}, "files.k.group: '-wheel' is not a user or group name"),
+    ],
+)
+def test_generator_names_that_are_no_path_component_are_refused(fields: dict, words: str) -> None:
+    base = {"name": "gen", "files": (GeneratorFile(name="k"),), "script": "true"}
+    with pytest.raises(SpecError) as info:
+        Generator(**(base | fields))
+    assert words in str(info.value)
+
+
+def test_generator_names_with_inner_dots_and_service_accounts_are_fine() -> None:
+    g = Generator(
+        name="wifi.fleet",
+        files=(GeneratorFile(name="ssh.id_ed25519", owner="nginx", group="www-data"),),
+        prompts=(Prompt(name="network-name"),),
+        script="true",
+    )
+    assert g.name == "wifi.fleet"

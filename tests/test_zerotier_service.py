@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from fleet_sdk import sops
+from fleet_sdk import privatedir, sops
 from fleet_sdk.errors import FleetError, SpecError
 from fleet_sdk.graph import deploy_fleet
 from fleet_sdk.keys import KeyEntry, SopsTree
 from fleet_sdk.spec import Fleet, HetznerHost, Machine, Role, ServiceInstance
 from fleet_sdk.stackconfig import StackSettings
 from fleet_sdk.testing import recorded_graph
+from fleet_sdk.vars import builtins
 from fleet_sdk.vars.generate import GenerateOptions, generate
 from fleet_sdk.vars.store import GeneratorId, VarsStore
 from fleet_sdk.zerotier import Identity, member_id, rfc4193
@@ -26,9 +27,20 @@ COMMAND = "command:local:Command"
 
 
 def fleet(
-    peers: int = 2, controller: tuple[str, ...] = ("ctl",), moons: tuple[str, ...] = (), **settings: object
+    peers: int = 2,
+    controller: tuple[str, ...] = ("ctl",),
+    moons: tuple[str, ...] = (),
+    deploy_key: bool = False,
+    **settings: object,
 ) -> Fleet:
-    machines = [Machine(name="ctl", host=HetznerHost(server_type="cx22", location="fsn1"), target_host="ctl.example")]
+    machines = [
+        Machine(
+            name="ctl",
+            host=HetznerHost(server_type="cx22", location="fsn1"),
+            target_host="ctl.example",
+            generators=(builtins.deploy_key(),) if deploy_key else (),
+        )
+    ]
     machines += [Machine(name=f"p{i}", tags=("peer",)) for i in range(peers)]
     machines += [Machine(name=m) for m in moons if m not in {x.name for x in machines}]
     roles = {"controller": Role(machines=controller, settings=dict(settings)), "peer": Role(tags=("peer",))}
@@ -115,7 +127,7 @@ def test_admit_posts_to_the_controllers_local_api_over_ssh(tmp_path: Path, monke
     private, public = sops.generate()
     repo = tmp_path / "repo"
     SopsTree(repo).write_keys("users", "admin", [KeyEntry(public)])
-    f = fleet(peers=1, allowedIds=["a1b2c3d4e5"])
+    f = fleet(peers=1, deploy_key=True, allowedIds=["a1b2c3d4e5"])
     generate(repo, f, GenerateOptions(identities=[private]))
     store = VarsStore(repo)
     nwid = store.public(GeneratorId("zerotier-network-zt", None), "network-id").decode()  # type: ignore[union-attr]
@@ -157,7 +169,9 @@ def test_admit_posts_to_the_controllers_local_api_over_ssh(tmp_path: Path, monke
     for name, mid in admission.members.items():
         url = f"http://localhost:9993/controller/network/{nwid}/member/{mid}"
         assert f'curl -fsS -X POST -H X-ZT1-AUTH: tok3n -d {{"authorized": true}} {url}' in posts, (name, posts)
-    assert not list(tmp_path.glob("fleet-ssh-*"))
+    key = Path(ssh_line.split(" -i ")[1].split()[0])  # the deploy key, in a private RAM folder
+    assert key.parent.parent == privatedir.base() and key.parent.name.startswith(f"fleet-ssh-{os.getpid()}-")
+    assert not key.parent.exists()  # and gone after the call
 
 
 def test_admit_without_target_host_says_what_to_do(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """The `fleet` command. Thin: parse, call one library function, print.
 
-User mistakes (FleetError, pydantic's ValidationError) print one `error:` block and exit 1;
-`--debug` shows the traceback.
+User mistakes (FleetError, pydantic's ValidationError) print one `error:` block and exit 1, and so
+does a file that cannot be read or written or is not UTF-8 (naming the file); `--debug` shows the
+traceback.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fleet_sdk.cli import disko as disko_cmd
 from fleet_sdk.cli import plan as plan_cmd
 from fleet_sdk.cli import vars as vars_cmd
 from fleet_sdk.cli import zerotier as zerotier_cmd
-from fleet_sdk.errors import FleetError
+from fleet_sdk.errors import FleetError, file_error_message
 from fleet_sdk.stackconfig import describe_validation_error
 
 
@@ -47,4 +48,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         problems = describe_validation_error(e) if isinstance(e, ValidationError) else str(e).splitlines()
         print("error: " + "\n  ".join(problems or [type(e).__name__]), file=sys.stderr)
+        return 1
+    except (OSError, UnicodeDecodeError) as e:
+        # a file of the project or the fleet repository that cannot be read or written (a folder where a
+        # file should be, a link loop, an immutable folder, a full disk) or is not text: the user's to
+        # repair. One that names no file is a bug, and shows its traceback.
+        message = file_error_message(e)
+        if args.debug or message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 1

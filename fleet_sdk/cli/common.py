@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from fleet_sdk.errors import ConfigError
 from fleet_sdk.spec import Fleet
 from fleet_sdk.stackconfig import (
     StackSettings,
@@ -27,4 +28,27 @@ def load(args: argparse.Namespace, overrides: list[str] | None = None) -> tuple[
     project = project_dir(args)
     repo = Path(args.repo) if args.repo else None
     _, settings, fleet = load_stack(project, stack_name(args, project), overrides or [], repo)
+    if settings.repo.exists() and not settings.repo.is_dir():
+        # else every var would look missing, and a generate would fail half-way
+        raise ConfigError(
+            f"{settings.repo}: the fleet repository is not a folder; pass --repo DIR or correct fleet:repo"
+        )
     return fleet, settings
+
+
+def repository(args: argparse.Namespace) -> Path:
+    """The fleet repository without loading the stack's program: --repo, else the stack's
+    fleet:repo when there is a project, else the current folder (a repository not yet planned)."""
+    from fleet_sdk.errors import ConfigError
+    from fleet_sdk.stackconfig import load_stack_config
+
+    if args.repo:
+        return Path(args.repo)
+    try:
+        project = project_dir(args)
+    except ConfigError:
+        if args.project:
+            raise
+        return Path(".")
+    config = load_stack_config(project, stack_name(args, project))
+    return StackSettings.from_values(config.values, project).repo

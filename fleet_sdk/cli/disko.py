@@ -51,8 +51,13 @@ def run_render(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     # Loading the fleet already checks every layout against its host: a bad one stops here with
     # every problem listed (exit 1).
-    fleet, _ = common.load(args)
+    fleet, settings = common.load(args)
     names = args.machines or [m.name for m in fleet.machines if m.disks is not None]
+    # and the machines/<m>/disko.json files the install reads must be the stack's layouts
+    from fleet_sdk.disko import rendered
+
+    if problems := rendered.machines_problems(settings.repo, [fleet.machine(n) for n in names]):
+        raise SpecError(problems)
     for name in names:
         machine = fleet.machine(name)
         if machine.disks is None:

@@ -62,6 +62,11 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     fix = vs.add_parser(
         "fix", parents=[parent], help="link machines to their deploy secrets and re-key secrets whose recipients differ"
     )
+    fix.add_argument(
+        "--accept-key-change",
+        action="store_true",
+        help="re-encrypt to machine keys that changed under their secrets (shown first; refused without this)",
+    )
     fix.set_defaults(run=run_fix)
 
 
@@ -144,20 +149,23 @@ def run_set(args: argparse.Namespace) -> int:
     from fleet_sdk.sops import operator_identities
     from fleet_sdk.vars.inspect import set_var
     from fleet_sdk.vars.store import VarsStore
+    from fleet_sdk.vars.validate import MAX_VALUE_BYTES
 
     fleet, settings = common.load(args)
-    value = sys.stdin.buffer.read()
-    folder = set_var(
+    value = sys.stdin.buffer.read(MAX_VALUE_BYTES + 1)  # one byte more, so a longer value is refused
+    result = set_var(
         VarsStore(settings.repo), fleet, fleet.machine(args.machine).name, args.var, value, operator_identities()
     )
-    print(f"stored {folder}", file=sys.stderr)
+    print(f"stored {result.folder}", file=sys.stderr)
+    for note in result.notes:
+        print(f"warning: {note}", file=sys.stderr)
     return 0
 
 
 def run_keygen(args: argparse.Namespace) -> int:
     from fleet_sdk.adminkey import keygen
 
-    repo = Path(args.repo or ".")
+    repo = common.repository(args)
     result = keygen(repo, args.name)
     if result.created_key:
         print(f"created age key {result.public_key} in {result.key_file} (keep it safe: it opens every secret)")
@@ -175,23 +183,24 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 
 def run_fix(args: argparse.Namespace) -> int:
-    from fleet_sdk import git
-    from fleet_sdk.keys import SopsTree, rekey_all
     from fleet_sdk.sops import operator_identities
-    from fleet_sdk.vars.inspect import FixResult, fix, unscope
+    from fleet_sdk.vars.inspect import fix, fix_links
     from fleet_sdk.vars.store import VarsStore
 
     identities = operator_identities()
     if args.repo and not (args.project or Path("Pulumi.yaml").exists()):
-        # no fleet: links only
-        tree = SopsTree(Path(args.repo))
-        unscoped, rotate = unscope(tree)
-        changed, stuck = rekey_all(tree, identities)
-        git.add(tree.repo, [*changed, *(tree.repo / r for r in rotate)])
-        result = FixResult(changed, stuck, unscoped, rotate)
+        result = fix_links(Path(args.repo), identities, args.accept_key_change)  # no fleet: links only
     else:
         fleet, settings = common.load(args)
-        result = fix(VarsStore(settings.repo), fleet, identities)
+        result = fix(VarsStore(settings.repo), fleet, identities, args.accept_key_change)
+    for change in result.accepted:
+        print(
+            f"accepted the new key of machine {change.machine} (its secrets were encrypted to {', '.join(change.old)})"
+        )
+    for path in result.removed:
+        print(f"removed (left by an interrupted write): {path}")
+    for folder in result.tracked:
+        print(f"git add: {folder}")
     for line in result.unscoped:
         print(line)
     for d in result.rekeyed:
@@ -206,4 +215,6 @@ def run_fix(args: argparse.Namespace) -> int:
         )
     if not (result.rekeyed or result.stuck or result.unscoped):
         print("every secret is encrypted to exactly its members")
+    if not (result.removed or result.tracked):
+        print("every var and key is tracked by git")
     return 1 if result.stuck else 0

@@ -115,6 +115,7 @@ def check_layout(layout: DiskLayout, boot: BootMode | None = None, disk_bytes: i
             problems += _gpt_problems(path, node)
         elif isinstance(node, Table):
             problems.append(Problem(path, "the legacy `table` type is deprecated by disko; use type = gpt"))
+    problems += _label_problems(layout)
     problems += _reference_problems(layout, nodes)
     problems += _zpool_problems(layout, nodes)
     problems += _lvm_problems(layout)
@@ -172,6 +173,32 @@ def _gpt_problems(path: str, gpt: Gpt) -> list[Problem]:
                         "lower its priority or give it a negative end",
                     )
                 )
+    return problems
+
+
+def _label_problems(layout: DiskLayout) -> list[Problem]:
+    """GPT labels must be unique across the machine's disks: disko and the boot find partitions by
+    /dev/disk/by-partlabel/<label>, so two equal labels mean one partition is used for the other."""
+    problems = []
+    seen: dict[str, str] = {}
+    for disk_key in sorted(layout.disk, key=lambda k: k.encode()):
+        disk = layout.disk[disk_key]
+        if not isinstance(disk.content, Gpt):
+            continue
+        for key in sorted(disk.content.partitions, key=lambda k: k.encode()):
+            p = disk.content.partitions[key]
+            label = p.label or default_label("disk", disk.name or disk_key, p.name or key)
+            at = f"disk.{disk_key}.content.partitions.{key}"
+            if label in seen:
+                problems.append(
+                    Problem(
+                        at,
+                        f"its GPT label {label!r} is also {seen[label]}'s; disko finds partitions by label, so "
+                        "one would be used for the other: give them distinct labels",
+                    )
+                )
+            else:
+                seen[label] = at
     return problems
 
 

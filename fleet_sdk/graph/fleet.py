@@ -10,22 +10,21 @@ import pulumi
 from fleet_sdk import cloudsecrets, deploykey
 from fleet_sdk.errors import FleetError
 from fleet_sdk.spec import Fleet, GcpHost, HetznerHost, Machine
-from fleet_sdk.stackconfig import CLOUDFLARE_ZONE_KEY, CREDENTIAL_KEYS, StackSettings
-
-# the fleet: keys the program reads (stackconfig.StackSettings documents them)
-SDK_KEYS = (
-    "repo",
-    "flake",
-    "enabled",
-    *(key.removeprefix("fleet:") for key in CREDENTIAL_KEYS.values()),
-    CLOUDFLARE_ZONE_KEY.removeprefix("fleet:"),
-)
+from fleet_sdk.stackconfig import SECRET_PLACEHOLDER, StackSettings
 
 
 def settings_from_pulumi_config(project_dir: Path | None = None) -> StackSettings:
-    """The SDK's stack config keys as the running Pulumi program sees them."""
-    config = pulumi.Config("fleet")
-    values = {f"fleet:{k}": v for k in SDK_KEYS if (v := config.get(k)) is not None}
+    """The stack config as the running Pulumi program sees it: every key, so a misspelt fleet: key is
+    refused as `fleet plan` refuses it and a stack reads its own keys from settings in both."""
+    from pulumi.runtime import config as runtime_config
+
+    secret = set(runtime_config.get_config_secret_keys_env())
+    values = {}
+    for key, value in {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}.items():
+        ns, _, name = key.rpartition(":")
+        full = f"{ns.removesuffix(':config')}:{name}"  # older engines pass ns:config:key
+        hidden = key in secret or runtime_config.is_config_secret(key)
+        values[full] = SECRET_PLACEHOLDER if hidden else str(value)  # a stack reads secrets with pulumi.Config
     return StackSettings.from_values(values, project_dir or Path.cwd())
 
 

@@ -53,7 +53,13 @@ def parse_identities(texts: list[str]) -> list[Identity]:
 
 def public_key(identity_line: str) -> str:
     """The age1… recipient of an AGE-SECRET-KEY-1… identity."""
-    return str(pyrage.x25519.Identity.from_str(identity_line.strip()).to_public())
+    try:
+        return str(pyrage.x25519.Identity.from_str(identity_line.strip()).to_public())
+    except pyrage.IdentityError:
+        raise NoAdminKeyError(
+            "an age identity is malformed (from SOPS_AGE_KEY or your key file); expected lines of the form "
+            "AGE-SECRET-KEY-1… as `age-keygen` writes them"
+        ) from None
 
 
 def generate() -> tuple[str, str]:

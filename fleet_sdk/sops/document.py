@@ -111,6 +111,8 @@ def encrypt(plaintext: bytes, recipients: list[str]) -> str:
 
 
 def parse(document: str | bytes, source: str | None = None) -> dict[str, Any]:
+    """The document as JSON, its metadata checked for the types sops writes (a key of the wrong type
+    is refused here, naming it, rather than failing deep inside decryption)."""
     try:
         doc = json.loads(document)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -119,17 +121,48 @@ def parse(document: str | bytes, source: str | None = None) -> dict[str, Any]:
         raise NotSopsDocumentError("sops metadata not found; is this file encrypted with sops?", source)
     if not isinstance(doc.get("data"), str):
         raise NotSopsDocumentError("no 'data' value: not a sops binary-store document", source)
+    meta = doc["sops"]
+    _check_entries(meta.get("age"), "sops.age", source)
+    groups = meta.get("key_groups")
+    if groups is not None and not isinstance(groups, list):
+        raise _damaged(f"sops.key_groups is {type(groups).__name__}, not a list of key groups", source)
+    for i, group in enumerate(groups or []):
+        if not isinstance(group, dict):
+            raise _damaged(f"sops.key_groups[{i}] is {type(group).__name__}, not a key group", source)
+        _check_entries(group.get("age"), f"sops.key_groups[{i}].age", source)
+    for key, kind in (("lastmodified", str), ("mac", str), ("mac_only_encrypted", bool)):
+        if key in meta and not isinstance(meta[key], kind):
+            raise _damaged(f"sops.{key} is {type(meta[key]).__name__}, not {kind.__name__}", source)
     return doc
 
 
+def _damaged(what: str, source: str | None) -> NotSopsDocumentError:
+    return NotSopsDocumentError(f"{what}; the file was damaged: restore it from git or regenerate it", source)
+
+
+def _check_entries(entries: Any, where: str, source: str | None) -> None:
+    """An age key list: null, or a list of {"recipient": str, "enc": str}."""
+    if entries is None:
+        return
+    if not isinstance(entries, list):
+        raise _damaged(f"{where} is {type(entries).__name__}, not a list of recipients", source)
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise _damaged(f"{where}[{i}] is {type(entry).__name__}, not a {{recipient, enc}} entry", source)
+        for key in ("recipient", "enc"):
+            if not isinstance(entry.get(key), str):
+                raise _damaged(f"{where}[{i}].{key} is missing or not a string", source)
+
+
 def age_entries(doc: dict[str, Any]) -> list[dict[str, str]]:
-    """Every age master key of the document: the top-level list, else those of its key groups."""
+    """Every age master key of the document (checked by `parse`): the top-level list, else those of
+    its key groups."""
     meta = doc["sops"]
     entries = list(meta.get("age") or [])
     if not entries:
         for group in meta.get("key_groups") or []:
             entries += group.get("age") or []
-    return [e for e in entries if isinstance(e, dict) and "recipient" in e and "enc" in e]
+    return entries
 
 
 def recipients(document: str | bytes | dict[str, Any], source: str | None = None) -> list[str]:
@@ -156,8 +189,10 @@ def data_key(doc: dict[str, Any], identities: list[str], source: str | None = No
 
 def _verify_mac(doc: dict[str, Any], key: bytes, plaintext: bytes, source: str | None) -> None:
     meta = doc["sops"]
-    lastmodified = str(meta.get("lastmodified", ""))
-    stored = decrypt_value(key, str(meta.get("mac", "")), lastmodified.encode(), "the MAC", source).decode()
+    for required in ("lastmodified", "mac"):
+        if required not in meta:
+            raise _damaged(f"sops.{required} is missing, so the content cannot be verified", source)
+    stored = decrypt_value(key, meta["mac"], meta["lastmodified"].encode(), "the MAC", source).decode()
     digest = hashlib.sha512()
     if meta.get("mac_only_encrypted"):
         digest.update(_MAC_ONLY_SEED)

@@ -21,7 +21,13 @@ from fleet_sdk.errors import SpecError
 
 NeededFor = Literal["partitioning", "activation", "users", "services"]
 PromptType = Literal["line", "hidden", "multiline", "multiline-hidden"]
-NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+# Generator, file and prompt names are path components of the store (vars/<…>/<gen>/<file>/) and of
+# $in/$out/$prompts: no '/', and no leading '.', which would make '.', '..' or a name clashing with
+# the store's own `.validation-hash`.
+NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+NAME_RULE = "use letters, digits, '.', '_' and '-', not starting with '.'"
+# POSIX user and group names (useradd's rule), as sops-nix sets a deployed file's owner and group
+_ACCOUNT = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\$?$")
 
 # A Python generator: called with (inputs, prompts, out) where inputs[dep][file] are the
 # dependency files' bytes, prompts[name] the prompted values, and out the directory to write into.
@@ -105,7 +111,7 @@ class Generator(BaseModel):
 def _generator_problems(g: Generator) -> list[str]:
     problems = []
     if not NAME.match(g.name):
-        problems.append("name: use letters, digits, '.', '_' and '-'")
+        problems.append(f"name: {NAME_RULE}")
     if (g.script is None) == (g.python is None):
         problems.append("give exactly one of script (bash) or python (a function)")
     if not g.all_files:
@@ -113,16 +119,21 @@ def _generator_problems(g: Generator) -> list[str]:
     names = [f.name for f in g.files]
     for name in names:
         if not NAME.match(name):
-            problems.append(f"files: {name!r}: use letters, digits, '.', '_' and '-'")
+            problems.append(f"files: {name!r}: {NAME_RULE}")
         if names.count(name) > 1:
             problems.append(f"files: {name!r} is declared twice")
     for f in g.files:
         if not re.fullmatch(r"[0-7]{4}", f.mode):
             problems.append(f"files.{f.name}.mode: {f.mode!r} is not four octal digits like 0400")
+        for field, account in (("owner", f.owner), ("group", f.group)):
+            if not _ACCOUNT.match(account):
+                problems.append(f"files.{f.name}.{field}: {account!r} is not a user or group name (e.g. root, nginx)")
     prompt_names = [p.name for p in g.prompts]
     for name in prompt_names:
-        if not NAME.match(name) or prompt_names.count(name) > 1:
-            problems.append(f"prompts: {name!r} is invalid or declared twice")
+        if not NAME.match(name):
+            problems.append(f"prompts: {name!r}: {NAME_RULE}")
+        elif prompt_names.count(name) > 1:
+            problems.append(f"prompts: {name!r} is declared twice")
     if g.name in g.dependencies:
         problems.append("dependencies: a generator cannot depend on itself")
     if not _valid_validation(g.validation):

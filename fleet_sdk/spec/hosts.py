@@ -1,7 +1,8 @@
 """Where a machine runs: a Hetzner Cloud server or a Google Compute Engine instance.
 
 These are plain typed records; whether the server type, location or zone exists is checked by
-`Machine`, so that every message can name the machine.
+`Machine`, so that every message can name the machine. Numbers and flags are strict: a disk of
+`True` or `100.5` GB, or a `protect="no"` (which pydantic would read as False), is refused.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 from collections import Counter
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 
 class HetznerHost(BaseModel):
@@ -23,9 +24,9 @@ class HetznerHost(BaseModel):
     location: str
     image: str = "debian-12"
     labels: dict[str, str] = Field(default_factory=dict)
-    protect: bool = False
+    protect: StrictBool = False
     # A and AAAA records <machine>.<zone> in the Cloudflare zone named by stack config fleet:cloudflareZone
-    dns: bool = False
+    dns: StrictBool = False
     # inbound ports beyond the fleet's shared ssh/zerotier/icmp rules: "tcp/80", "udp/51820", "tcp/8000-8100"
     open_ports: tuple[str, ...] = ()
 
@@ -43,11 +44,11 @@ class GcpHost(BaseModel):
     machine_type: str
     zone: str
     image: str = "debian-cloud/debian-12"
-    boot_disk_gb: int = 100
+    boot_disk_gb: StrictInt = 100
     gpu_type: str | None = None
-    gpu_count: int = 0
+    gpu_count: StrictInt = 0
     labels: dict[str, str] = Field(default_factory=dict)
-    protect: bool = False
+    protect: StrictBool = False
     open_ports: tuple[str, ...] = ()  # as HetznerHost.open_ports
 
     @property

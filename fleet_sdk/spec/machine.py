@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from fleet_sdk.catalog import ServerShape, gcp, hetzner
 from fleet_sdk.disko import DiskLayout
@@ -16,6 +16,7 @@ from fleet_sdk.spec.names import GCE_NAME, IDENTIFIER, LABEL_KEY, LABEL_VALUE, h
 
 MachineClass = Literal["nixos", "darwin"]
 SYSTEMS = ("x86_64-linux", "aarch64-linux", "x86_64-darwin", "aarch64-darwin")
+GCE_BOOT_DISK_GB = (10, 65536)  # NixOS needs 10 GB; a persistent disk holds at most 64 TiB
 
 
 class Machine(BaseModel):
@@ -29,7 +30,7 @@ class Machine(BaseModel):
     tags: tuple[str, ...] = ()
     description: str | None = None
     target_host: str | None = None
-    enabled: bool = True
+    enabled: StrictBool = True  # strict: "no" is not False
     host: Annotated[HetznerHost | GcpHost, Field(discriminator="kind")] | None = None
     disks: DiskLayout | None = None  # partitioned by disko at install; checked against the host
     generators: tuple[Generator, ...] = ()  # vars of this machine (service roles may add more)
@@ -130,6 +131,24 @@ def _labels_problems(labels: dict[str, str]) -> list[str]:
     return problems
 
 
+def _gcp_label_char(c: str) -> bool:
+    # GCE: lower-case letters (international ones too), digits, '_' and '-'
+    return c.isdigit() or c in "_-" or (c.isalpha() and not c.isupper())
+
+
+def _gcp_labels_problems(labels: dict[str, str]) -> list[str]:
+    """GCE's rules, stricter than Hetzner's: keys start with a lower-case letter, keys and values
+    are at most 63 lower-case letters, digits, '_' and '-' (no '.', no upper case)."""
+    problems = []
+    rule = "use at most 63 lower-case letters, digits, '_' and '-'"
+    for key, value in labels.items():
+        if not (0 < len(key) <= 63 and key[0].isalpha() and not key[0].isupper() and all(map(_gcp_label_char, key))):
+            problems.append(f"host.labels: {key!r} is not a GCE label key; start with a lower-case letter and {rule}")
+        if not (len(value) <= 63 and all(map(_gcp_label_char, value))):
+            problems.append(f"host.labels[{key!r}]: {value!r} is not a GCE label value; {rule}")
+    return problems
+
+
 def _hetzner_problems(m: Machine, host: HetznerHost) -> list[str]:
     problems = _labels_problems(host.labels)
     problems += open_port_problems(host.open_ports)
@@ -153,7 +172,7 @@ def _hetzner_problems(m: Machine, host: HetznerHost) -> list[str]:
 
 
 def _gcp_problems(m: Machine, host: GcpHost) -> list[str]:
-    problems = _labels_problems(host.labels)
+    problems = _gcp_labels_problems(host.labels)
     problems += open_port_problems(host.open_ports)
     if not GCE_NAME.match(m.name):
         problems.append(f"name: {m.name!r} cannot name a GCE instance, which must start with a letter")
@@ -165,8 +184,12 @@ def _gcp_problems(m: Machine, host: GcpHost) -> list[str]:
             f"host.machine_type: {host.machine_type!r} is not a Compute Engine machine type; "
             f"use <family>-<standard|highmem|highcpu>-<vcpus> with family one of {', '.join(gcp.FAMILIES)}"
         )
-    if host.boot_disk_gb < 10:
+    if host.boot_disk_gb < GCE_BOOT_DISK_GB[0]:
         problems.append(f"host.boot_disk_gb: {host.boot_disk_gb} GB is too small; NixOS needs at least 10")
+    elif host.boot_disk_gb > GCE_BOOT_DISK_GB[1]:
+        problems.append(
+            f"host.boot_disk_gb: {host.boot_disk_gb} GB is more than a Compute Engine disk holds (65536 GB)"
+        )
     if host.gpu_count < 0:
         problems.append("host.gpu_count: must not be negative")
     if host.gpu_type is None:

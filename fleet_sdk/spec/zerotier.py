@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fleet_sdk.spec.generators import Generator, GeneratorFile
 
@@ -65,6 +65,8 @@ def network_of_address(ip: str) -> str:
 
 
 def _address_problem(ip: object, pinned: object) -> str | None:
+    if not isinstance(ip, str):  # ipaddress would take an int, a bool or 16 bytes as an address
+        return f"{ip!r} is not an IPv6 address (a string such as fd…:9993:…)"
     try:
         packed = ipaddress.IPv6Address(ip).packed
     except ValueError:
@@ -102,13 +104,7 @@ def problems(fleet: Fleet, instance: ServiceInstance) -> list[str]:
     moons = fleet.members(instance.name, "moon")
     if len(moons) > MAX_MOONS:
         out.append(f"{at}: roles.moon: at most {MAX_MOONS} moons, has {len(moons)}")
-    moon_role = instance.roles.get("moon")
-    for name in moons:
-        settings = dict(moon_role.settings) if moon_role else {}
-        if moon_role and name in moon_role.machines:
-            settings |= moon_role.settings.get("machines", {}).get(name, {})
-        if not settings.get("stableEndpoints"):
-            out.append(f"{at}: roles.moon: {name!r} needs settings.stableEndpoints (its public addresses)")
+    out += _moon_problems(at, instance, moons)
     role = instance.roles.get("controller")
     settings = role.settings if role else {}
     for key in ("allowedIds", "allowedIps"):
@@ -123,12 +119,50 @@ def problems(fleet: Fleet, instance: ServiceInstance) -> list[str]:
     for ip in settings.get("allowedIps", []):
         if p := _address_problem(ip, settings.get("networkId")):
             out.append(f"{at}: roles.controller.settings.allowedIps: {p}")
+    if not isinstance(settings.get("public", False), bool):
+        out.append(f"{at}: roles.controller.settings.public: give true or false, not {settings['public']!r}")
     nwid = settings.get("networkId")
     if nwid is not None and (not isinstance(nwid, str) or not _HEX16.match(nwid)):
         out.append(f"{at}: roles.controller.settings.networkId: {nwid!r} is not a network id (16 hex digits)")
     unknown = set(settings) - {"allowedIps", "allowedIds", "public", "networkId"}
     if unknown:
         out.append(f"{at}: roles.controller.settings: unknown {', '.join(sorted(unknown))}")
+    if not out:
+        out += _duplicate_members(at, settings)
+    return out
+
+
+def _duplicate_members(at: str, settings: dict[str, Any]) -> list[str]:
+    """A member given twice (two ids, two spellings of one address, or an id and its address) is
+    admitted once: the second entry is a typo for another member, who would be left out."""
+    given = [(m, f"allowedIds {m}") for m in settings.get("allowedIds", [])]
+    given += [(member_of_address(ip), f"allowedIps {ip}") for ip in settings.get("allowedIps", [])]
+    seen: dict[str, str] = {}
+    out = []
+    for member, entry in given:
+        if member in seen:
+            out.append(f"{at}: roles.controller.settings: member {member} is given twice ({seen[member]}, {entry})")
+        seen.setdefault(member, entry)
+    return out
+
+
+def _moon_problems(at: str, instance: ServiceInstance, moons: list[str]) -> list[str]:
+    """Each moon needs stableEndpoints (a list of its public addresses), from the role's settings or
+    its own entry in settings.machines.<name>."""
+    role = instance.roles.get("moon")
+    base = dict(role.settings) if role else {}
+    per_machine = base.pop("machines", {})
+    if not isinstance(per_machine, dict) or not all(isinstance(v, dict) for v in per_machine.values()):
+        return [f"{at}: roles.moon.settings.machines: give a mapping of machine name to its settings"]
+    out = []
+    for name in moons:
+        endpoints = {**base, **per_machine.get(name, {})}.get("stableEndpoints")
+        if not endpoints:
+            out.append(f"{at}: roles.moon: {name!r} needs settings.stableEndpoints (its public addresses)")
+        elif not isinstance(endpoints, list | tuple) or not all(isinstance(e, str) and e for e in endpoints):
+            out.append(
+                f"{at}: roles.moon: {name!r}: settings.stableEndpoints: give a list of addresses, not {endpoints!r}"
+            )
     return out
 
 

@@ -1,16 +1,18 @@
 """Running one generator (reference/clan.md §1.5): lay out $in, $prompts and $out in a private
 temp folder (in RAM when /dev/shm exists, so plaintexts do not reach a disk), run the script in the
-sandbox or call the Python function, then collect exactly the declared files."""
+sandbox or call the Python function, then collect exactly the declared files.
+
+A script always runs with a timeout, so the runner starts it in a process group of its own and kills
+the whole group when it times out or exits (no background child outlives it). A run killed with
+SIGKILL cannot remove its temp folder; the folder's name carries the run's pid, and the next run
+removes the folders of runs that are gone (`remove_stale_tmp`)."""
 
 from __future__ import annotations
 
-import functools
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from fleet_sdk import bwrap, fsutil
+from fleet_sdk import bwrap, fsutil, privatedir
 from fleet_sdk.errors import FleetError
 from fleet_sdk.runner import CommandError
 from fleet_sdk.spec.generators import Generator
@@ -21,39 +23,12 @@ class GeneratorError(FleetError):
     """A generator failed or did not produce what it declares; nothing of it was stored."""
 
 
-@functools.cache
-def _tmp_base() -> str:
-    """Where generators' temp folders go, resolved (either may be a link): the shared-memory
-    folder when it is writable, so plaintexts stay in RAM, else the temp folder."""
-    shm = Path("/dev/shm")  # noqa: S108 (mkdtemp makes a private 0700 folder in it)
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        return str(shm.resolve())
-    return os.path.realpath(tempfile.gettempdir())
-
-
-TMP_PREFIX = "fleet-vars-"
+PURPOSE = "vars"  # temp folders fleet-vars-<pid>-…, see fleet_sdk.privatedir
 
 
 def remove_stale_tmp() -> list[Path]:
     """Temp folders of runs that were killed (their pid is gone): they may hold plaintexts."""
-    removed = []
-    for base in {Path(_tmp_base()), Path(tempfile.gettempdir())}:
-        for path in base.glob(f"{TMP_PREFIX}*-*"):
-            pid = path.name[len(TMP_PREFIX) :].split("-", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)) and path.is_dir() and path.stat().st_uid == os.geteuid():
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(path)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return privatedir.remove_stale(PURPOSE)
 
 
 def run_generator(
@@ -62,10 +37,10 @@ def run_generator(
     inputs: dict[str, dict[str, bytes]],
     prompts: dict[str, str],
     sandbox: bool = True,
-    timeout: float | None = 600,
+    timeout: float = 600,
 ) -> dict[str, bytes]:
     """The generator's files by name. Raises GeneratorError naming the generator and what to do."""
-    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=_tmp_base()))
+    tmp = privatedir.new(PURPOSE)
     try:
         if g.python is not None:
             # Python generators get their inputs and prompts in memory: only $out is a folder
@@ -111,7 +86,7 @@ def _run_script(
     out_dir: Path,
     prompt_dir: Path,
     sandbox: bool,
-    timeout: float | None,
+    timeout: float,
 ) -> None:
     dirs, missing = bwrap.tool_dirs(g.runtime_inputs)
     if missing:

@@ -1,31 +1,36 @@
 """`fleet vars generate`: plan, then run generators in dependency order, in parallel where they are
 independent, storing each generator's files as one unit (reference/clan.md §4).
 
-A lock on the repository serialises concurrent runs. A generator that fails (or a run that is
-killed) leaves the store as it was for that generator; generators stored before it stay.
+A lock on the repository serialises concurrent runs (and every other writer, vars.lock). A generator
+that fails (or a run that is killed) leaves the store as it was for that generator; generators stored
+before it stay. A run first repairs what an interrupted one left (vars.recovery): leftovers removed,
+stored but untracked files `git add`ed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
-import hashlib
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet_sdk import git
+from fleet_sdk import git, runner
+from fleet_sdk.errors import FleetError
 from fleet_sdk.sops import operator_identities
 from fleet_sdk.spec import Fleet
 from fleet_sdk.vars import prompts as prompt_values
 from fleet_sdk.vars.committer import Committer
-from fleet_sdk.vars.execute import GeneratorError, remove_stale_tmp, run_generator
+from fleet_sdk.vars.execute import GeneratorError, run_generator
+from fleet_sdk.vars.lock import repository_lock
+from fleet_sdk.vars.recovery import recover
 from fleet_sdk.vars.selection import Node, select
-from fleet_sdk.vars.store import GeneratorId, Staged, VarsStore, cleanup_staging, generator_id
+from fleet_sdk.vars.store import GeneratorId, Staged, VarsStore, generator_id
+from fleet_sdk.vars.writes import VarsWriteError, reason
+
+__all__ = ["GenerateOptions", "GenerateResult", "VarsWriteError", "generate", "public_values", "repository_lock"]
 
 Progress = Callable[[int, int, GeneratorId], None]
 
@@ -48,21 +53,12 @@ class GenerateResult:
     written: list[Path] = field(default_factory=list)
 
 
-@contextlib.contextmanager
-def repository_lock(repo: Path) -> Iterator[None]:
-    """An exclusive lock per repository: in .git when there is one, else in the temp folder."""
-    git_dir = repo / ".git"
-    if git_dir.is_dir():
-        path = git_dir / "fleet-vars.lock"
-    else:
-        digest = hashlib.sha256(str(repo.resolve()).encode()).hexdigest()[:16]
-        path = Path(tempfile.gettempdir()) / f"fleet-vars-{digest}.lock"
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def write_error(e: OSError, what: str) -> VarsWriteError:
+    """`what` could not be written, why, and what to do; says what the store holds now."""
+    return VarsWriteError(
+        f"{what}: cannot write {reason(e)}; nothing of it was stored (generators stored before it stay). "
+        "Free space or make the repository writable, then run `fleet vars generate` again"
+    )
 
 
 def _inputs(
@@ -101,9 +97,11 @@ def generate(
     store = VarsStore(repo)
     identities = options.identities if options.identities is not None else operator_identities()
     result = GenerateResult()
-    with repository_lock(repo):
-        cleanup_staging(store.root)
-        remove_stale_tmp()
+    with repository_lock(repo, "fleet vars generate"):
+        try:
+            recover(repo)
+        except OSError as e:
+            raise write_error(e, "repairing what an interrupted run left") from None
         steps = select(
             fleet,
             lambda n: store.complete(n.gid, n.generator),
@@ -130,7 +128,11 @@ def generate(
         deploy_to = sorted(
             {m for n in steps for f in n.generator.all_files if f.secret and f.deploy for m in n.machines}
         )
-        for machine, (_, created) in store.sops.ensure_machine_keys(deploy_to, identities).items():
+        try:
+            keys = store.sops.ensure_machine_keys(deploy_to, identities)
+        except OSError as e:
+            raise write_error(e, f"the age keys of machines {', '.join(deploy_to)}") from None
+        for machine, (_, created) in keys.items():
             if created:
                 result.written += [
                     store.sops.member_dir("machines", machine),
@@ -138,8 +140,13 @@ def generate(
                 ]
         try:
             _run_all(store, fleet, steps, answers, options, identities, admin, result, progress)
-        finally:
-            git.add(repo, result.written)  # flakes see tracked files only; once per run, also after a failure
+        except BaseException:
+            # what went in before the failure is tracked too; should this fail as well (the same
+            # full disk), the next run or `fleet vars fix` adds it
+            with contextlib.suppress(FleetError, OSError):
+                git.add(repo, result.written)
+            raise
+        git.add(repo, result.written)  # flakes see tracked files only; once per run
     return result
 
 
@@ -183,14 +190,18 @@ def _run_all(
         inputs = _inputs(store, fleet, node, identities, produced)
         outputs = run_generator(node.gid, node.generator, inputs, answers[node.gid], options.sandbox)
         # each generator stages only its own folder, so generators of different machines stage in parallel
-        committer.submit(store.stage(node.gid, node.generator, outputs, list(node.machines), admin))
+        try:
+            staged = store.stage(node.gid, node.generator, outputs, list(node.machines), admin)
+        except OSError as e:
+            raise write_error(e, f"generator {node.gid}") from None
+        committer.submit(staged)
         produced[node.gid] = outputs
 
     running: dict[Future[None], GeneratorId] = {}
     failure: BaseException | None = None
     ready = sorted((g for g, w in waiting_on.items() if not w), key=_order)
     try:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
+        with ThreadPoolExecutor(max_workers=jobs) as pool, _interruptible():
             while (ready or running) and failure is None:
                 for gid in ready:
                     running[pool.submit(work, pending.pop(gid))] = gid
@@ -215,10 +226,22 @@ def _run_all(
                     future.result()
     finally:
         commit_error = committer.close()
-    if failure is not None:
-        raise failure
-    if commit_error is not None:
-        raise commit_error
+    for error in (failure, commit_error):  # the committer's error may also be the run's failure
+        if isinstance(error, OSError):
+            raise write_error(error, "putting generated vars in place") from None
+        if error is not None:
+            raise error
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C reaches only this process's group, not the generator scripts (each runs in its own):
+    kill them, so the pool's threads return instead of waiting out the scripts' timeouts."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        runner.kill_running()
+        raise
 
 
 def _order(gid: GeneratorId) -> tuple[str, str]:

@@ -1,38 +1,58 @@
-"""Reading the vars of a fleet: check, list, get, set and fix (reference/clan.md §4.4, §4.5)."""
+"""Reading the vars of a fleet: check, list, get, set and fix (reference/clan.md §4.4, §4.5).
+
+`set` and `fix` write under the repository lock (vars.lock) and `git add` what they wrote; `check`
+also reports what an interrupted writer left (vars.recovery) and `fix` repairs it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from typing_extensions import override
 
-from fleet_sdk import git
+from fleet_sdk import git, keychange
 from fleet_sdk.errors import FleetError
 from fleet_sdk.keys import SopsTree, rekey_all
 from fleet_sdk.sops.document import recipients
+from fleet_sdk.sops.errors import SopsError
 from fleet_sdk.spec import Fleet
 from fleet_sdk.spec.generators import Generator, GeneratorFile
+from fleet_sdk.vars import validate
+from fleet_sdk.vars.lock import repository_lock
+from fleet_sdk.vars.recovery import leftovers, recover, units, unlinked_secrets, untracked
 from fleet_sdk.vars.scoping import foreign_links, unlink
 from fleet_sdk.vars.selection import fleet_graph
 from fleet_sdk.vars.store import GeneratorId, VarsStore, generator_id
+from fleet_sdk.vars.writes import VarsWriteError, reason
 
 
 @dataclass(frozen=True)
 class Finding:
-    machine: str
-    var: str  # generator/file
+    machine: str  # "" for a finding about a folder of the repository
+    var: str  # generator/file, or the folder relative to the repository
     problem: str
 
     @override
     def __str__(self) -> str:
-        return f"{self.machine}: {self.var}: {self.problem}"
+        return f"{self.machine}: {self.var}: {self.problem}" if self.machine else f"{self.var}: {self.problem}"
 
 
 def check(store: VarsStore, fleet: Fleet, machines: list[str] | None = None) -> list[Finding]:
     findings = []
     wanted = set(machines or fleet.names)
+    for change in keychange.changes(store.sops):
+        if change.machine in wanted:
+            findings.append(
+                Finding(
+                    change.machine,
+                    change.key_file,
+                    f"{change.evidence()}: if you replaced the key on purpose run "
+                    "`fleet vars fix --accept-key-change`, else restore it from git",
+                )
+            )
     for found in foreign_links(store.sops):
         if {found.owner, found.machine} & wanted:
             findings.append(
@@ -62,7 +82,51 @@ def check(store: VarsStore, fleet: Fleet, machines: list[str] | None = None) -> 
                     findings.append(Finding(machine, var, "recipients differ from its members: run `fleet vars fix`"))
                 if f.deploy and not store.sops.links_machine(folder, machine):
                     findings.append(Finding(machine, var, "the machine cannot decrypt it: run `fleet vars fix`"))
+    return findings + _repository_findings(store, fleet, machines)
+
+
+def _repository_findings(store: VarsStore, fleet: Fleet, machines: list[str] | None) -> list[Finding]:
+    """Leftovers of interrupted writes, and vars and keys git does not track (a flake cannot see
+    them: a run killed before its `git add`, or files added by hand)."""
+    repo = store.repo
+    findings = [
+        Finding("", str(p.relative_to(repo)), "left by an interrupted write, never used: run `fleet vars fix`")
+        for p in leftovers(repo)
+    ]
+    if (index_lock := git.stale_index_lock(repo)) is not None:
+        findings.append(
+            Finding("", str(index_lock), "left by a killed git command (none has it open): run `fleet vars fix`")
+        )
+    findings += [
+        Finding(
+            "",
+            str(d.relative_to(repo)),
+            "no member links (an interrupted write): run `fleet vars fix` to link those it is encrypted to",
+        )
+        for d in unlinked_secrets(store.sops)
+    ]
+    wanted = None if machines is None else _folders_of(fleet, machines)
+    for folder, count in units(repo, untracked(repo)).items():
+        if wanted is None or folder in wanted or folder.parts[:2] == ("sops", "users"):
+            files, them = ("1 file", "it") if count == 1 else (f"{count} files", "them")
+            findings.append(
+                Finding(
+                    "",
+                    str(folder),
+                    f"{files} not tracked by git, so the flake cannot see {them}: "
+                    f"run `fleet vars fix` to `git add` {them}",
+                )
+            )
     return findings
+
+
+def _folders_of(fleet: Fleet, machines: list[str]) -> set[Path]:
+    """The vars and sops folders (relative) that belong to the machines."""
+    folders = set()
+    for machine in machines:
+        folders |= {Path("vars", generator_id(g, machine).rel_dir) for g in fleet.generators_of(machine)}
+        folders |= {Path("sops", "machines", machine), Path("sops", "secrets", f"{machine}-age.key")}
+    return folders
 
 
 def find_var(fleet: Fleet, machine: str, var: str) -> tuple[GeneratorId, Generator, GeneratorFile]:
@@ -104,18 +168,81 @@ def machines_of(fleet: Fleet, gid: GeneratorId) -> list[str]:
     return list(node.machines) if node else ([gid.machine] if gid.machine else [])
 
 
-def set_var(store: VarsStore, fleet: Fleet, machine: str, var: str, value: bytes, identities: list[str]) -> Path:
-    gid, _, f = find_var(fleet, machine, var)
-    if f.secret and not value:
-        raise FleetError(f"{var}: refusing to store an empty secret")
-    admin = store.sops.admin(identities) if f.secret else ""
-    owners = machines_of(fleet, gid)
-    if f.secret and f.deploy:
-        for m in owners:
-            store.sops.ensure_machine_key(m, identities)
-    folder = store.set_file(gid, f, value, owners, admin)
-    git.add(store.repo, [folder])
-    return folder
+@dataclass(frozen=True)
+class SetResult:
+    folder: Path
+    notes: list[str]  # what else the user should set
+
+
+def set_var(store: VarsStore, fleet: Fleet, machine: str, var: str, value: bytes, identities: list[str]) -> SetResult:
+    """Store one var from the user, checked as a generated one would be (vars.validate)."""
+    gid, g, f = find_var(fleet, machine, var)
+    validate.check(machine, g, f, value)
+    with repository_lock(store.repo, "fleet vars set"):
+        notes = _check_pair(store, machine, gid, g, f, value, identities)
+        admin = store.sops.admin(identities) if f.secret else ""
+        owners = machines_of(fleet, gid)
+        written = []
+        try:
+            if f.secret and f.deploy:
+                for m, (_, created) in store.sops.ensure_machine_keys(owners, identities).items():
+                    if created:
+                        written += [store.sops.member_dir("machines", m), store.sops.secret_dir(f"{m}-age.key")]
+            folder = store.set_file(gid, f, value, owners, admin)
+        except OSError as e:
+            raise VarsWriteError(
+                f"machine {machine!r}: {g.name}/{f.name}: cannot write {reason(e)}. Free space or make the "
+                "repository writable, run `fleet vars set` again, then `fleet vars check`"
+            ) from None
+        git.add(store.repo, [*written, folder])
+    return SetResult(folder, notes)
+
+
+def _check_pair(
+    store: VarsStore,
+    machine: str,
+    gid: GeneratorId,
+    g: Generator,
+    f: GeneratorFile,
+    value: bytes,
+    identities: list[str],
+) -> list[str]:
+    """A public ssh key must match its stored private half (raises); a new private key whose stored
+    public half differs gets a note to set that too."""
+    pair = validate.ssh_pair(g, f)
+    if pair is None:
+        return []
+    private_name, public_name = pair
+    files = {x.name: x for x in g.all_files}
+    if f.name == public_name:
+        private_file = files.get(private_name)
+        if private_file is None or not store.exists(gid, private_file):
+            return []
+        try:
+            private = store.read(gid, private_file, identities) or b""
+        except SopsError as e:
+            raise validate.VarValueError(
+                f"machine {machine!r}: {g.name}/{f.name}: cannot check it against the stored private half "
+                f"{g.name}/{private_name} ({e}); nothing was stored. Run it with an admin key that opens it"
+            ) from None
+        try:
+            stored = validate.public_of_private(private)
+        except ValueError:
+            return []  # the stored private half is no key: nothing to match
+        if stored != validate.public_of_line(value):
+            raise validate.mismatch(machine, g, f)
+        return []
+    public = store.public(gid, public_name)
+    try:
+        same = public is not None and validate.public_of_line(public) == validate.public_of_private(value)
+    except ValueError:
+        same = False
+    if public is None or same:
+        return []
+    return [
+        f"{g.name}/{public_name} of machine {machine!r} is not the public half of the new key: set it too "
+        f"(ssh-keygen -y -f KEY | fleet vars set {machine} {g.name}/{public_name})"
+    ]
 
 
 @dataclass(frozen=True)
@@ -124,12 +251,37 @@ class FixResult:
     stuck: list[Path]  # not encrypted to the operator's key
     unscoped: list[str]  # what was unlinked from machines' own secrets, as sentences
     rotate: list[str]  # those secrets (relative folders): another machine could read them
+    removed: list[Path] = field(default_factory=list)  # leftovers of interrupted writes
+    tracked: list[Path] = field(default_factory=list)  # folders (relative) whose untracked files were added
+    accepted: list[keychange.KeyChange] = field(default_factory=list)  # changed machine keys re-keyed to
 
 
-def fix(store: VarsStore, fleet: Fleet, identities: list[str]) -> FixResult:
-    """Link every declaring machine to its deploy secrets (and unlink deploy=false ones), unlink
-    machines from other machines' own secrets, then re-key every secret whose recipients differ
-    from its links."""
+def fix(store: VarsStore, fleet: Fleet, identities: list[str], accept_key_change: bool = False) -> FixResult:
+    """Repair what interrupted writers left, link every declaring machine to its deploy secrets (and
+    unlink deploy=false ones), unlink machines from other machines' own secrets, then re-key every
+    secret whose recipients differ from its links; `git add` all of it. A machine key that changed
+    under its secrets stops it before anything changes, unless `accept_key_change`."""
+    with repository_lock(store.repo, "fleet vars fix"):
+        accepted = keychange.refuse_unconfirmed(store.sops, accept_key_change)
+        removed, added = recover(store.repo)
+        result = _fix_locked(store, fleet, identities)
+    return dataclasses.replace(result, removed=removed, tracked=list(units(store.repo, added)), accepted=accepted)
+
+
+def fix_links(repo: Path, identities: list[str], accept_key_change: bool = False) -> FixResult:
+    """`fix` without a fleet: repairs, unscoping and re-keying only."""
+    with repository_lock(repo, "fleet vars fix"):
+        accepted = keychange.refuse_unconfirmed(SopsTree(repo), accept_key_change)
+        removed, added = recover(repo)
+        tree = SopsTree(repo)
+        unscoped, rotate = unscope(tree)
+        changed, stuck = rekey_all(tree, identities)
+        git.add(repo, [*changed, *(repo / r for r in rotate)])
+    return FixResult(changed, stuck, unscoped, rotate, removed, list(units(repo, added)), accepted)
+
+
+def _fix_locked(store: VarsStore, fleet: Fleet, identities: list[str]) -> FixResult:
+    relinked = []  # links changed without a re-key (the recipients were right) are staged too
     for gid, node in fleet_graph(fleet).items():
         for f in node.generator.all_files:
             folder = store.file_dir(gid, f.name)
@@ -137,15 +289,19 @@ def fix(store: VarsStore, fleet: Fleet, identities: list[str]) -> FixResult:
                 continue
             if f.deploy:
                 for m in node.machines:
-                    if (store.sops.member_dir("machines", m) / "key.json").is_file():
+                    if (store.sops.member_dir("machines", m) / "key.json").is_file() and not (
+                        folder / "machines" / m
+                    ).is_symlink():
                         store.sops.add_member(folder, "machines", m)
+                        relinked.append(folder)
             else:
                 links = folder / "machines"
                 for link in links.iterdir() if links.is_dir() else []:
                     os.unlink(link)
+                    relinked.append(folder)
     unscoped, rotate = unscope(store.sops)
     changed, stuck = rekey_all(store.sops, identities)
-    git.add(store.repo, [*changed, *(store.repo / r for r in rotate)])
+    git.add(store.repo, [*relinked, *changed, *(store.repo / r for r in rotate)])
     return FixResult(changed, stuck, unscoped, rotate)
 
 

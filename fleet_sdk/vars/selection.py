@@ -5,7 +5,10 @@ whether a generator is complete in the store is a function passed in.
 - `-g NAME` or `--regenerate`: the requested generators whatever their state, plus incomplete
   dependencies;
 - in both, every generator depending on one that runs (transitively, fleet-wide) runs too, so a
-  certificate is never left signed by a replaced CA.
+  certificate is never left signed by a replaced CA — when it has a value to replace: a dependent of
+  a machine not requested that was never generated waits for its own machine's run (its other
+  inputs may be missing too, and it has nothing stale to replace);
+- every generator that runs brings its incomplete dependencies.
 """
 
 from __future__ import annotations
@@ -77,15 +80,26 @@ def select(
                 f"no generator {', '.join(sorted(map(repr, unknown)))} on {', '.join(sorted(wanted_machines))}"
             )
         requested = {gid for gid in requested if gid.name in names}
+    known: dict[GeneratorId, bool] = {}
+
+    def done(gid: GeneratorId) -> bool:  # each generator's files are looked at once
+        if gid not in known:
+            known[gid] = complete(nodes[gid])
+        return known[gid]
+
     forced = generators is not None or regenerate
-    start = requested if forced else {gid for gid in requested if not complete(nodes[gid])}
-    missing_deps = _closure(start, lambda gid: [d for d in nodes[gid].deps if d in nodes and not complete(nodes[d])])
+    start = requested if forced else {gid for gid in requested if not done(gid)}
     dependents: dict[GeneratorId, list[GeneratorId]] = {}
     for gid, n in nodes.items():
         for d in n.deps:
             dependents.setdefault(d, []).append(gid)
-    chosen = _closure(missing_deps, lambda gid: dependents.get(gid, []))
-    return order([nodes[gid] for gid in chosen])
+
+    def step(gid: GeneratorId) -> list[GeneratorId]:
+        missing = [d for d in nodes[gid].deps if d in nodes and not done(d)]
+        stale = [x for x in dependents.get(gid, []) if x in requested or done(x)]
+        return missing + stale
+
+    return order([nodes[gid] for gid in _closure(start, step)])
 
 
 def _key(gid: GeneratorId) -> tuple[str, str]:

@@ -7,15 +7,20 @@
 A generator's whole folder is replaced in one step: the new folder is built beside the old one (same
 depth, so relative member links stay right) and swapped in with renameat2(RENAME_EXCHANGE), so a
 reader or a crash sees the old or the new generator, never a mix.
+
+Every path is checked to be exactly one generator's folder (`shared/<name>` or
+`per-machine/<machine>/<name>`, each a single name not starting with '.') before anything is read,
+written or swapped: a '..' or a '/' in a name must never make a swap replace another folder, and a
+leading '.' is reserved for the store's own staging folders and `.validation-hash`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing_extensions import override
 
 from fleet_sdk import fsutil
+from fleet_sdk.errors import FleetError
 from fleet_sdk.keys import SopsTree
 from fleet_sdk.sops.document import decrypt, encrypt
 from fleet_sdk.spec.generators import Generator, GeneratorFile
@@ -50,6 +56,47 @@ def generator_id(g: Generator, machine: str) -> GeneratorId:
     return GeneratorId(g.name, None if g.share else machine)
 
 
+class StoreLayoutError(FleetError):
+    """An internal error: a generator id or file name that is not one plain path component (the
+    spec refuses such names; the store refuses them again rather than touch another folder)."""
+
+
+def _plain(name: str) -> bool:
+    return bool(name) and "/" not in name and "\0" not in name and not name.startswith(".")
+
+
+def _refuse(path: str, what: str) -> StoreLayoutError:
+    return StoreLayoutError(
+        f"internal error: refusing {path}: {what} must be a single name without '/' that does not start "
+        "with '.'; nothing was written. Please report this as a bug of fleet_sdk"
+    )
+
+
+class DamagedStoreError(FleetError):
+    """Something other than a file where the store keeps one (a folder, a link loop, a file where a
+    folder should be): never read as "not generated", which would regenerate over it."""
+
+
+def _stored(repo: Path, path: Path) -> bool:
+    """Whether a regular file is at `path`; False when nothing is; DamagedStoreError otherwise."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if not os.path.lexists(path):
+            return False
+        what = "is a link that points nowhere"
+    except NotADirectoryError:
+        what = "cannot exist: a file stands where one of its folders should be"
+    except OSError as e:  # ELOOP, EACCES, EIO …
+        what = f"cannot be read ({e.strerror})"
+    else:
+        if stat.S_ISREG(st.st_mode):
+            return True
+        what = "is not a file"
+    rel = os.path.relpath(path, repo)
+    raise DamagedStoreError(f"{rel} {what}; restore it from git (`git checkout -- {rel}`) or remove it")
+
+
 class VarsStore:
     def __init__(self, repo: Path) -> None:
         self.repo = repo
@@ -57,17 +104,24 @@ class VarsStore:
         self.sops = SopsTree(repo)
 
     def dir(self, gid: GeneratorId) -> Path:
+        """The generator's folder; a StoreLayoutError if the id does not name exactly one."""
+        if not (_plain(gid.name) and (gid.machine is None or _plain(gid.machine))):
+            raise _refuse(
+                f"vars/{gid.rel_dir}", "a generator's folder is shared/<name> or per-machine/<machine>/<name>; each"
+            )
         return self.root / gid.rel_dir
 
     def file_dir(self, gid: GeneratorId, file: str) -> Path:
+        if not _plain(file):
+            raise _refuse(f"vars/{gid.rel_dir}/{file}", "a file's name")
         return self.dir(gid) / file
 
     def exists(self, gid: GeneratorId, f: GeneratorFile) -> bool:
-        return (self.file_dir(gid, f.name) / ("secret" if f.secret else "value")).is_file()
+        return _stored(self.repo, self.file_dir(gid, f.name) / ("secret" if f.secret else "value"))
 
     def validation_ok(self, gid: GeneratorId, g: Generator) -> bool:
         path = self.dir(gid) / VALIDATION_HASH
-        stored = path.read_text() if path.is_file() else None
+        stored = path.read_text() if _stored(self.repo, path) else None
         return stored == g.validation_hash
 
     def complete(self, gid: GeneratorId, g: Generator) -> bool:
@@ -76,7 +130,7 @@ class VarsStore:
 
     def public(self, gid: GeneratorId, file: str) -> bytes | None:
         path = self.file_dir(gid, file) / "value"
-        return path.read_bytes() if path.is_file() else None
+        return path.read_bytes() if _stored(self.repo, path) else None
 
     def secret(self, gid: GeneratorId, file: str, identities: list[str]) -> bytes:
         path = self.file_dir(gid, file) / "secret"
@@ -142,9 +196,12 @@ class VarsStore:
         before their dependents); returns their folders. One syncfs puts the batch's files on disk
         before any of them goes live; it also makes the previous batch's swaps durable, so after
         the last batch call `fsutil.sync_filesystem` on what it returned. If one swap fails, the
-        rest of the batch is discarded and the error raised."""
+        rest of the batch is discarded and the error raised. A batch holding anything but folders
+        `stage` made is refused whole, before anything is touched."""
         if not batch:
             return []
+        for staged in batch:
+            self._check_staged(staged)
         done: list[Path] = []
         try:
             fsutil.sync_filesystem([staged.staging for staged in batch])
@@ -156,6 +213,14 @@ class VarsStore:
             for staged in batch[len(done) :]:
                 discard(staged)
         return done
+
+    def _check_staged(self, staged: Staged) -> None:
+        """A swap exchanges exactly the generator's folder with a staging folder `stage` made beside it."""
+        final = self.dir(staged.gid)
+        if staged.final != final or staged.staging.parent != final.parent:
+            raise _refuse(str(staged.final), "a staged generator's folder and its staging folder's parent")
+        if not staged.staging.name.startswith(f".{staged.gid.name}.new-"):
+            raise _refuse(str(staged.staging), "a staging folder")
 
     def set_file(self, gid: GeneratorId, f: GeneratorFile, value: bytes, machines: list[str], admin: str) -> Path:
         """Replace one file (`fleet vars set`); the validation hash is left alone, as clan does."""
@@ -180,7 +245,9 @@ class Staged:
 
 
 def discard(staged: Staged) -> None:
-    shutil.rmtree(staged.staging, ignore_errors=True)
+    """Remove a staging folder, never anything else (a Staged may have been built by hand)."""
+    if staged.staging.name.startswith(f".{staged.gid.name}.new-"):
+        shutil.rmtree(staged.staging, ignore_errors=True)
 
 
 def _links(tree: SopsTree, secret_dir: Path) -> dict[tuple[str, str], str]:
@@ -213,13 +280,3 @@ def _swap_in(staging: Path, final: Path) -> bool:
     os.rename(staging, final)
     os.rename(backup, staging)
     return True
-
-
-def cleanup_staging(root: Path) -> None:
-    """Remove staging folders a killed run left behind (they never hold the live generator)."""
-    if not root.is_dir():
-        return
-    for path in root.rglob(".*.new-*"):
-        if path.is_dir():
-            with contextlib.suppress(OSError):
-                shutil.rmtree(path)
