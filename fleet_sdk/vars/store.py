@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import shutil
 import stat
@@ -257,6 +258,7 @@ def _links(tree: SopsTree, secret_dir: Path) -> dict[tuple[str, str], str]:
 
 
 _RENAME_EXCHANGE = 2
+_NO_EXCHANGE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP}  # the kernel or filesystem cannot exchange
 _AT_FDCWD = -100
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -274,9 +276,17 @@ def _swap_in(staging: Path, final: Path) -> bool:
         result = renameat2(_AT_FDCWD, bytes(staging), _AT_FDCWD, bytes(final), _RENAME_EXCHANGE)
         if result == 0:
             return True
-    # no atomic exchange here (old kernel or libc, or a filesystem without it): two renames
+        err = ctypes.get_errno()
+        if err not in _NO_EXCHANGE:  # a real failure (space, permissions …), not a missing feature
+            raise OSError(err, os.strerror(err), str(final))
+    # no atomic exchange here (old kernel or libc, or a filesystem without it): three renames, and
+    # the old folder put back if the new one cannot go in, so the generator is never missing
     backup = staging.with_name(staging.name + ".old")
     os.rename(final, backup)
-    os.rename(staging, final)
+    try:
+        os.rename(staging, final)
+    except OSError:
+        os.rename(backup, final)
+        raise
     os.rename(backup, staging)
     return True
