@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,18 @@ def test_a_real_exchange_failure_is_raised_not_papered_over(tmp_path: Path, monk
     with pytest.raises(PermissionError):
         store._swap_in(staging, final)
     assert (final / "value").read_text() == "old" and (staging / "value").read_text() == "new"
+
+
+def test_a_fallback_killed_between_its_renames_is_put_back_by_recovery(tmp_path: Path) -> None:
+    from fleet_sdk.vars.recovery import recover
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    gen = tmp_path / "vars/shared/ca"
+    gen.mkdir(parents=True)
+    (gen / ".validation-hash").write_text("h")
+    # the fallback's first rename done, the process killed before the second
+    moved = gen.with_name(".ca.new-abcd1234.old")
+    os.rename(gen, moved)
+    removed, _ = recover(tmp_path)
+    assert (gen / ".validation-hash").read_text() == "h" and not moved.exists()
+    assert moved not in removed

@@ -33,6 +33,13 @@ TOPS = ("vars", "sops")
 _LEFTOVER = re.compile(r"^\..+(\.new-[a-z0-9_]{8}(\.old)?|\.[a-z0-9_]{8}\.tmp)$")
 
 
+def _swapped_out(path: Path) -> Path | None:
+    """The generator folder a `.<gen>.new-<random>.old` folder was moved out of (store._swap_in's
+    fallback), or None for any other leftover."""
+    m = re.fullmatch(r"\.(.+)\.new-[a-z0-9_]{8}\.old", path.name)
+    return path.with_name(m.group(1)) if m and path.is_dir() and not path.is_symlink() else None
+
+
 def leftovers(repo: Path) -> list[Path]:
     """Staging folders and temp files of interrupted writes under vars/ and sops/."""
     found = []
@@ -104,8 +111,14 @@ def recover(repo: Path) -> tuple[list[Path], list[Path]]:
     """Remove leftovers, a stale index.lock and stale RAM temp folders, relink unlinked secrets,
     `git add` untracked vars and keys; returns (removed, added). Call it holding the repository
     lock: a live writer's staging folders, temp files and new secrets look exactly like these."""
-    removed = leftovers(repo)
-    for path in removed:
+    removed = []
+    for path in leftovers(repo):
+        final = _swapped_out(path)
+        if final is not None and not os.path.lexists(final):
+            # the store's rename fallback was killed between its renames: this is the live generator
+            os.rename(path, final)
+            continue
+        removed.append(path)
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         else:
