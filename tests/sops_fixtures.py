@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+# The shared fixtures folder sits beside the repository (../shared). FLEET_SHARED overrides that, for
+# runs from a copy of the tests elsewhere (mutmut runs them from mutants/tests/).
+SHARED = Path(os.environ.get("FLEET_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 FIXTURES = SHARED / "fixtures" / "sops"
 TEST_KEY = (FIXTURES / "keys" / "clan-core-test-age-key.txt").read_text()
 CHECKS_KEY = (FIXTURES / "keys" / "clan-core-checks-secrets-key.txt").read_text()

@@ -38,9 +38,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # only to forge 
 # Only writing (encrypt/rekey) and key generation come from our code; nothing here decrypts with it.
 from fleet_sdk.sops import encrypt, generate, rekey
 
+from .sops_fixtures import FIXTURES
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FIXTURES = SHARED / "fixtures" / "sops"
 HELPER = REPO / "scripts" / "independent-sops"
 CACHE = REPO / ".cache" / "independent-sops"
 IN_CI = os.environ.get("CI") == "true"
