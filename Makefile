@@ -39,7 +39,7 @@ bench: $(STAMP) system-deps
 # The whole core is more than an hour on two cores: a fixed MUTATE_SAMPLE percent of each module's
 # mutants is checked (scripts/mutation_sample.py; MUTATE_SAMPLE=100 checks all of them).
 FLEET_SHARED ?= $(abspath $(CURDIR)/../shared)
-MUTATE_SAMPLE ?= 20
+MUTATE_SAMPLE ?= 10
 MUTATE_SEED ?= 1
 mutate: $(STAMP) system-deps
 	rm -rf mutants && mkdir mutants
