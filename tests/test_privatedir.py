@@ -25,8 +25,16 @@ with private_dir(sys.argv[1]) as d:
 """
 
 
+def _default_sigint() -> None:
+    # a job started in the background of a non-interactive shell inherits SIGINT ignored, and a
+    # process that ignores SIGINT rightly survives it: the owner starts as a terminal's would
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def hold(purpose: str) -> tuple[subprocess.Popen[str], Path]:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, purpose], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, purpose], stdout=subprocess.PIPE, text=True, preexec_fn=_default_sigint
+    )
     assert proc.stdout is not None
     return proc, Path(proc.stdout.readline().strip())
 
