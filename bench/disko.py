@@ -21,7 +21,7 @@ from typing import Any
 from fleet_sdk.disko import zfs_root
 from fleet_sdk.graph import deploy_fleet
 from fleet_sdk.spec import Fleet, HetznerHost, Machine
-from fleet_sdk.stackconfig import StackSettings
+from fleet_sdk.stack.settings import StackSettings
 from fleet_sdk.testing import recorded_graph
 
 N = 1000

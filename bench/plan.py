@@ -26,7 +26,7 @@ import pulumi_hcloud as hcloud
 
 from fleet_sdk.graph import deploy_fleet
 from fleet_sdk.spec import Fleet, HetznerHost, Machine
-from fleet_sdk.stackconfig import StackSettings
+from fleet_sdk.stack.settings import StackSettings
 from fleet_sdk.testing import recorded_graph
 
 SIZES = (10, 100, 1000)

@@ -42,9 +42,9 @@ from pathlib import Path
 from typing import Any
 
 from fleet_sdk import sops
-from fleet_sdk.keys import KeyEntry, SopsTree, key_json_bytes
+from fleet_sdk.sops.tree import KeyEntry, SopsTree, key_json_bytes
 from fleet_sdk.spec import Fleet, Generator, HetznerHost, Machine
-from fleet_sdk.vars import builtins
+from fleet_sdk.vars import stock as builtins
 from fleet_sdk.vars.execute import run_generator
 from fleet_sdk.vars.generate import GenerateOptions, generate
 from fleet_sdk.vars.selection import Node, select

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from fleet_sdk.zerotier import Identity, _memory_hard
+from fleet_sdk.zerotier.identity import Identity, _memory_hard
 
 N = 10
 EXPECTED_TRIES = 256 / 17

@@ -12,8 +12,8 @@ from typing import Any
 
 from fleet_sdk.disko import DiskLayout, LuksKey, zfs_root
 from fleet_sdk.spec import Fleet, GcpHost, Generator, HetznerHost, Machine, Role, ServiceInstance
-from fleet_sdk.stackconfig import StackSettings
-from fleet_sdk.vars import builtins
+from fleet_sdk.stack.settings import StackSettings
+from fleet_sdk.vars import stock as builtins
 
 DOMAIN = "zt"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet_sdk.keys import KeyEntry, SopsTree
 from fleet_sdk.sops import age
+from fleet_sdk.sops.tree import KeyEntry, SopsTree
 
 from .conftest import make_deploy_key
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from fleet_sdk.deploykey import DEPLOY_KEY_PUBLIC
 from fleet_sdk.spec import Fleet
-from fleet_sdk.stackconfig import StackSettings, load_fleet, load_stack_config
+from fleet_sdk.stack.settings import StackSettings, load_fleet, load_stack_config
+from fleet_sdk.vars.deploykey import DEPLOY_KEY_PUBLIC
 
 PROJECT = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fleet_sdk import sops
 from fleet_sdk.spec import Fleet
-from fleet_sdk.stackconfig import load_stack
+from fleet_sdk.stack.settings import load_stack
 from fleet_sdk.vars.lock import lock_path
 from fleet_sdk.vars.selection import fleet_graph
 from fleet_sdk.vars.store import GeneratorId, VarsStore

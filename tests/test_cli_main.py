@@ -83,7 +83,9 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
     assert "COMMAND" in capsys.readouterr().err
 
 
-def test_ctrl_c_exits_130_without_a_traceback(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ctrl_c_exits_130_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert _run_raising(monkeypatch, KeyboardInterrupt()) == 130
     assert "Traceback" not in capsys.readouterr().err
 
@@ -93,12 +95,16 @@ def test_a_fleet_error_is_one_error_block(monkeypatch: pytest.MonkeyPatch, capsy
     assert capsys.readouterr().err == "error: machine web: bad\n  fix it\n"
 
 
-def test_an_empty_fleet_error_names_its_kind(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_empty_fleet_error_names_its_kind(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert _run_raising(monkeypatch, FleetError("")) == 1
     assert capsys.readouterr().err == "error: FleetError\n"
 
 
-def test_a_validation_error_names_the_field(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_validation_error_names_the_field(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert _run_raising(monkeypatch, _validation_error()) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "count" in err

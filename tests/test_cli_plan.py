@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from fleet_sdk import planning
 from fleet_sdk.cli import main
 from fleet_sdk.errors import SpecError
+from fleet_sdk.review import plan as planning
 
 from .conftest import PROJECT, make_deploy_key
 

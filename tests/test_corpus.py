@@ -52,7 +52,7 @@ import yaml
 
 from fleet_sdk import sops
 from fleet_sdk.cli import main
-from fleet_sdk.keys import KeyEntry, SopsTree
+from fleet_sdk.sops.tree import KeyEntry, SopsTree
 
 from .conftest import make_deploy_key
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from fleet_sdk import nix
 from fleet_sdk.disko import DiskLayout, DiskoError
+from fleet_sdk.tools import nix
 from tests.tools import require
 
 from .conftest import prod_fleet

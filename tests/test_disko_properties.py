@@ -24,10 +24,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fleet_sdk import nix
 from fleet_sdk.disko import BootMode, DiskLayout, DiskoError, PartitionPlanError
 from fleet_sdk.disko.checks import mounts
 from fleet_sdk.disko.model import Gpt
+from fleet_sdk.tools import nix
 
 from .disko_examples import VALID
 from .disko_strategies import layouts as valid_layouts

@@ -1,8 +1,8 @@
-"""The partition plan (fleet_sdk.disko.plan) against real sgdisk, driven the way disko does.
+"""The partition plan (fleet_sdk.disko.partitions) against real sgdisk, driven the way disko does.
 
 Each case replays disko's format script on a fresh sparse image of the disk's exact size: the gpt's
 partitions in creation order (`resolve`), numbered 1..n, one `sgdisk --align-end --new=…` each via
-`fleet_sdk.sgdisk.apply`. The table read back must be `partition_plan` exactly (numbers, labels, type
+`fleet_sdk.tools.sgdisk.apply`. The table read back must be `partition_plan` exactly (numbers, labels, type
 codes, first and last sectors); when the plan refuses the table, sgdisk must fail as well, on the same
 partition, having saved exactly the partitions planned before it.
 
@@ -31,11 +31,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleet_sdk import sgdisk
 from fleet_sdk.disko import DiskLayout, PartitionPlanError
 from fleet_sdk.disko.model import Gpt
-from fleet_sdk.disko.plan import PartitionSpec, partition_plan, plan_gpt, resolve
-from fleet_sdk.runner import CommandError
+from fleet_sdk.disko.partitions import PartitionSpec, partition_plan, plan_gpt, resolve
+from fleet_sdk.tools import sgdisk
+from fleet_sdk.tools.runner import CommandError
 from tests.tools import require
 
 from .conftest import prod_fleet
@@ -69,7 +69,7 @@ def _disk(partitions: dict[str, Any]) -> DiskLayout:
     )
 
 
-# Tables where the plan and sgdisk 1.0.9 disagree (bugs in fleet_sdk.disko.plan): reason, layout, size
+# Tables where the plan and sgdisk 1.0.9 disagree (bugs in fleet_sdk.disko.partitions): reason, layout, size
 KNOWN_BUGS: dict[str, tuple[str, DiskLayout, int]] = {
     "align-8-from-300GB": (
         "plan.SMALLEST_ADVANCED_FORMAT is 1503238553 sectors with `>`; gdisk 1.0.9 aligns to at least "

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet_sdk import nix
 from fleet_sdk.disko import DiskLayout, DiskoError, LuksKey, zfs_root
+from fleet_sdk.tools import nix
 from tests.tools import require
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "disko_user"

@@ -1,4 +1,4 @@
-"""fleet_sdk.git.add against real `git add`: the same index (tree id and status) for new, changed,
+"""fleet_sdk.tools.git.add against real `git add`: the same index (tree id and status) for new, changed,
 removed, executable and symlinked files, and `git add` itself when the repository converts files."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fleet_sdk import git
+from fleet_sdk.tools import git
 
 from .tools import require
 

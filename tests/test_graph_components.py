@@ -16,7 +16,7 @@ import pytest
 from fleet_sdk.graph import deploy_fleet
 from fleet_sdk.graph import steps as graph_steps
 from fleet_sdk.spec import Fleet, Generator, GeneratorFile, HetznerHost, Machine
-from fleet_sdk.stackconfig import StackSettings
+from fleet_sdk.stack.settings import StackSettings
 from fleet_sdk.testing import RecordedGraph, recorded_graph
 
 SERVER = "hcloud:index/server:Server"

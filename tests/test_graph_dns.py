@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from fleet_sdk import planning
 from fleet_sdk.cli import main
 from fleet_sdk.errors import ConfigError
 from fleet_sdk.graph import deploy_fleet
+from fleet_sdk.graph.offline import mock_zone_id
+from fleet_sdk.review import plan as planning
 from fleet_sdk.spec import Fleet, HetznerHost, Machine
-from fleet_sdk.stackconfig import StackSettings
+from fleet_sdk.stack.settings import StackSettings
 from fleet_sdk.testing import COMPUTED, RecordedGraph, recorded_graph
-from fleet_sdk.testing.recorder import mock_zone_id
 
 RECORD = "cloudflare:index/dnsRecord:DnsRecord"
 SERVER = "hcloud:index/server:Server"

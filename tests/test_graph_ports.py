@@ -10,7 +10,7 @@ from fleet_sdk.errors import SpecError
 from fleet_sdk.graph import deploy_fleet
 from fleet_sdk.spec import Fleet, GcpHost, HetznerHost, Machine
 from fleet_sdk.spec.hosts import parse_open_port
-from fleet_sdk.stackconfig import StackSettings
+from fleet_sdk.stack.settings import StackSettings
 from fleet_sdk.testing import RecordedGraph, recorded_graph
 
 HZ_FIREWALL = "hcloud:index/firewall:Firewall"

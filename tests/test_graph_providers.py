@@ -14,13 +14,13 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from fleet_sdk import cloudsecrets
-from fleet_sdk.cloudsecrets import SecretLockedError, SecretNameError, SecretNotFoundError
 from fleet_sdk.errors import ConfigError, FleetError
 from fleet_sdk.graph import deploy_fleet, run_program
-from fleet_sdk.keys import SopsTree
+from fleet_sdk.sops import credentials as cloudsecrets
+from fleet_sdk.sops.credentials import SecretLockedError, SecretNameError, SecretNotFoundError
+from fleet_sdk.sops.tree import SopsTree
 from fleet_sdk.spec import Fleet, GcpHost, HetznerHost, Machine
-from fleet_sdk.stackconfig import StackSettings
+from fleet_sdk.stack.settings import StackSettings
 from fleet_sdk.testing import SECRET, RecordedGraph, recorded_graph
 
 from .cloud_fixtures import CONFIG, GCP_JSON, HETZNER_TOKEN, PLAINTEXTS, CloudRepo, cloud_repo, make_cloud_repo

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fleet_sdk.graph import deploy_fleet
+from fleet_sdk.graph.offline import MOCK_DEPLOY_KEY
 from fleet_sdk.spec import Fleet, GcpHost, Generator, GeneratorFile, HetznerHost, Machine
-from fleet_sdk.stackconfig import StackSettings
+from fleet_sdk.stack.settings import StackSettings
 from fleet_sdk.testing import COMPUTED, recorded_graph
-from fleet_sdk.testing.recorder import MOCK_DEPLOY_KEY
 
 COMMAND = "command:local:Command"
 

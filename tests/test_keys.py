@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from fleet_sdk import sops
-from fleet_sdk.adminkey import keygen
 from fleet_sdk.cli import main
-from fleet_sdk.keys import KeyEntry, SopsTree, key_json_bytes, read_key_json, secret_dirs
+from fleet_sdk.sops.keygen import keygen
+from fleet_sdk.sops.tree import KeyEntry, SopsTree, key_json_bytes, read_key_json, secret_dirs
 
 ADMIN = sops.generate()
 OTHER = sops.generate()

@@ -32,7 +32,7 @@ FORBIDDEN = (
     "fleet_sdk.graph",
     "fleet_sdk.cli",
     "fleet_sdk.testing",
-    "fleet_sdk.planning",
+    "fleet_sdk.review.plan",
 )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet_sdk.privatedir import base as _tmp_base
+from fleet_sdk.fs.private import base as _tmp_base
 
 from .fault_tools import (
     ArgvRecorder,
@@ -30,9 +30,7 @@ from .vars_project import fleet_cli, make_project
 STACK = """
 import os, secrets, time
 from fleet_sdk.spec import Fleet, Generator, GeneratorFile, Machine, Prompt
-from fleet_sdk.vars import builtins
-
-
+from fleet_sdk.vars import stock as builtins
 def _hold(inputs, prompts, out):
     (out / "s").write_text("held-" + secrets.token_hex(16))
     time.sleep(float(os.environ.get("FLEET_TEST_HOLD", "0")))
@@ -169,8 +167,7 @@ def test_a_killed_generates_plaintext_is_gone_after_the_next_run(leaky) -> None:
 
 ZT_STACK = """
 from fleet_sdk.spec import Fleet, Machine, Role, ServiceInstance
-from fleet_sdk.vars import builtins
-
+from fleet_sdk.vars import stock as builtins
 zt = ServiceInstance(name="zt", module="zerotier",
                      roles={"controller": Role(machines=("ctl",)), "peer": Role(machines=("p0",))})
 

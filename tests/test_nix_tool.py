@@ -1,4 +1,4 @@
-"""fleet_sdk.nix and nix/disko.nix against the real nix-instantiate (Debian's nix-bin).
+"""fleet_sdk.tools.nix and nix/disko.nix against the real nix-instantiate (Debian's nix-bin).
 
 With CI=true a missing nix-instantiate fails these tests; elsewhere they are skipped with the reason.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet_sdk import nix
+from fleet_sdk.tools import nix
 
 PROJECT = Path(__file__).resolve().parents[1]
 DISKO_NIX = PROJECT / "nix" / "disko.nix"

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from fleet_sdk import privatedir
+from fleet_sdk.fs import private as privatedir
 
 HOLDER = """
 import sys, time
-from fleet_sdk.privatedir import private_dir
+from fleet_sdk.fs.private import private_dir
 with private_dir(sys.argv[1]) as d:
     (d / "key").write_text("AGE-SECRET-KEY-1PLAINTEXT")
     print(d, flush=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from fleet_sdk.spec import zerotier
+from fleet_sdk.zerotier import service as zerotier
 
 from .cloud_fixtures import PLAINTEXTS
 from .conftest import PROJECT, prod_fleet

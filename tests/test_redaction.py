@@ -7,7 +7,7 @@ import shlex
 
 import pytest
 
-from fleet_sdk.runner import REDACTED, CommandError, run
+from fleet_sdk.tools.runner import REDACTED, CommandError, run
 
 SECRET = "hunter2-PLAINTEXT-token"
 

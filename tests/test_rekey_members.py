@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from fleet_sdk import sops
-from fleet_sdk.keys import KeyEntry, SopsTree
 from fleet_sdk.sops.document import data_key, encrypt_value
+from fleet_sdk.sops.tree import KeyEntry, SopsTree
 
 ADMIN = sops.generate()
 MACHINE = sops.generate()

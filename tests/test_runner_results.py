@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet_sdk import runner
-from fleet_sdk.runner import CommandError
+from fleet_sdk.tools import runner
+from fleet_sdk.tools.runner import CommandError
 
 TIMEOUTS = [None, 30.0]
 

@@ -1,4 +1,4 @@
-"""fleet_sdk.sgdisk against the real sgdisk (Debian's gdisk) on sparse image files.
+"""fleet_sdk.tools.sgdisk against the real sgdisk (Debian's gdisk) on sparse image files.
 
 The expected sectors are sgdisk's own arithmetic on a 10 GiB image of 512-byte sectors:
 - 10 GiB = 20971520 sectors. GPT keeps sectors 0-33 (protective MBR, header, 32 sectors of entries)
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from fleet_sdk import sgdisk
-from fleet_sdk.runner import CommandError
-from fleet_sdk.sgdisk import PartitionCommand as P
+from fleet_sdk.tools import sgdisk
+from fleet_sdk.tools.runner import CommandError
+from fleet_sdk.tools.sgdisk import PartitionCommand as P
 from tests.tools import require
 
 GIB = 1024**3

@@ -30,7 +30,9 @@ def hz(**kw: object) -> HetznerHost:
 
 
 def test_importing_the_spec_leaves_pulumi_unimported() -> None:
-    code = "import sys, fleet_sdk.spec, fleet_sdk.stackconfig; print(sorted(m for m in sys.modules if 'pulumi' in m))"
+    code = (
+        "import sys, fleet_sdk.spec, fleet_sdk.stack.settings; print(sorted(m for m in sys.modules if 'pulumi' in m))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT)
     assert out.stdout.strip() == "[]"
 

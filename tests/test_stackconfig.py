@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from fleet_sdk.errors import ConfigError
-from fleet_sdk.stackconfig import StackSettings, find_project_dir, load_stack_config
+from fleet_sdk.stack.settings import StackSettings, find_project_dir, load_stack_config
 
 
 def project(tmp_path: Path, stack_yaml: str) -> Path:

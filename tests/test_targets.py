@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from fleet_sdk import ssh
 from fleet_sdk.errors import FleetError
 from fleet_sdk.spec.targets import TargetHost
+from fleet_sdk.tools import ssh
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The built-in generators (fleet_sdk.vars.builtins) run with the real ssh-keygen and openssl, and
+"""The built-in generators (fleet_sdk.vars.stock) run with the real ssh-keygen and openssl, and
 their files checked byte for byte against what clan's services produce (reference/clan.md §8).
 
 With CI=true a missing ssh-keygen/openssl fails these tests; elsewhere they are skipped with the reason.
@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from fleet_sdk import runner
 from fleet_sdk.errors import SpecError
 from fleet_sdk.spec.generators import Generator
-from fleet_sdk.vars import builtins
+from fleet_sdk.tools import runner
+from fleet_sdk.vars import stock as builtins
 from fleet_sdk.vars.execute import GeneratorError, run_generator
 from fleet_sdk.vars.store import GeneratorId
 from tests.tools import require
@@ -235,7 +235,7 @@ def test_only_declared_files_are_left_and_no_secret_is_an_argument(
     user = call(builtins.user_password("alice"), {}, **{"user-password": "hunter2-secret"})
     emergency = call(builtins.emergency_access(), {})
     # without libcrypt the hashes come from openssl, with the password on stdin only
-    from fleet_sdk import libcrypt
+    from fleet_sdk.vars import libcrypt
 
     monkeypatch.setattr(libcrypt, "_lib", None)
     user = call(builtins.user_password("bob"), {}, **{"user-password": "hunter3-secret"})

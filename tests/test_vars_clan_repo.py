@@ -98,7 +98,7 @@ def test_a_clan_repository_is_read_unchanged(tmp_path: Path) -> None:
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
     # the machine's own age key (in sops/secrets/peer1-age.key) opens its secret too
     from fleet_sdk import sops
-    from fleet_sdk.keys import SopsTree
+    from fleet_sdk.sops.tree import SopsTree
 
     assert SopsTree(repo).machine_private_key("peer1", [TEST_KEY_FILE.read_text()]) == PEER1_KEY
     assert (

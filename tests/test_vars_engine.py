@@ -15,7 +15,7 @@ import pytest
 
 from fleet_sdk import sops
 from fleet_sdk.errors import SpecError
-from fleet_sdk.keys import SopsTree
+from fleet_sdk.sops.tree import SopsTree
 from fleet_sdk.spec import Fleet, Generator, GeneratorFile, Machine
 
 from .vars_project import fleet_cli, make_project, snapshot
@@ -170,7 +170,7 @@ def test_independent_generators_run_in_parallel(tmp_path: Path) -> None:
 
     private, public = sops.generate()
     repo = tmp_path / "repo"
-    SopsTree(repo).write_keys("users", "admin", [__import__("fleet_sdk.keys").keys.KeyEntry(public)])
+    SopsTree(repo).write_keys("users", "admin", [__import__("fleet_sdk.sops.tree").keys.KeyEntry(public)])
     slow = Generator(
         name="slow", files=(GeneratorFile(name="v", secret=False),), script="sleep 0.5; echo done > $out/v"
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fleet_sdk import sops
-from fleet_sdk.keys import KeyEntry, SopsTree
+from fleet_sdk.sops.tree import KeyEntry, SopsTree
 from fleet_sdk.spec import Fleet, Generator, GeneratorFile, Machine
 from fleet_sdk.vars import generate as generate_module
 from fleet_sdk.vars.generate import GenerateOptions, VarsWriteError, generate

@@ -11,8 +11,7 @@ from .vars_project import fleet_cli, make_project
 
 STACK = """
 from fleet_sdk.spec import Fleet, Generator, GeneratorFile, Machine
-from fleet_sdk.vars import builtins
-
+from fleet_sdk.vars import stock as builtins
 def build(settings):
     svc = Generator(name="svc", files=(GeneratorFile(name="s"), GeneratorFile(name="p", secret=False)),
                     script='echo s3cret > "$out/s"; echo public > "$out/p"')

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fleet_sdk import sops
-from fleet_sdk.keys import KeyEntry, SopsTree
+from fleet_sdk.sops.tree import KeyEntry, SopsTree
 from fleet_sdk.vars.scoping import foreign_links
 
 from .conftest import PROJECT, prod_fleet

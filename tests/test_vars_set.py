@@ -17,9 +17,7 @@ from .vars_project import fleet_cli, make_project, snapshot
 
 STACK = """
 from fleet_sdk.spec import Fleet, Generator, GeneratorFile, Machine, Role, ServiceInstance
-from fleet_sdk.vars import builtins
-
-
+from fleet_sdk.vars import stock as builtins
 def _note(inputs, prompts, out):
     (out / "text").write_text("generated")
     (out / "blob").write_text("generated")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from fleet_sdk.privatedir import base as _tmp_base
+from fleet_sdk.fs.private import base as _tmp_base
 
 from .fault_tools import cheap_project, kill_group, spawn, wait_for
 from .vars_project import fleet_cli

@@ -11,7 +11,7 @@ import pytest
 
 from fleet_sdk import sops
 from fleet_sdk.errors import FleetError
-from fleet_sdk.keys import KeyEntry, SopsTree
+from fleet_sdk.sops.tree import KeyEntry, SopsTree
 from fleet_sdk.spec import Generator, GeneratorFile
 from fleet_sdk.vars.store import GeneratorId, Staged, StoreLayoutError, VarsStore
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from fleet_sdk import runner
 from fleet_sdk.spec import Generator, GeneratorFile
+from fleet_sdk.tools import runner
 from fleet_sdk.vars.execute import GeneratorError, run_generator
 from fleet_sdk.vars.store import GeneratorId
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fleet_sdk import sops
-from fleet_sdk.keys import SopsTree, rekey_all
+from fleet_sdk.sops.tree import SopsTree, rekey_all
 from fleet_sdk.vars.recovery import unit
 
 from .fault_tools import cheap_project, kill_group, spawn, untracked_files, wait_for

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from fleet_sdk import sops
-from fleet_sdk.keys import KeyEntry, SopsTree
-from fleet_sdk.zerotier import Identity, network_id, rfc4193
+from fleet_sdk.sops.tree import KeyEntry, SopsTree
+from fleet_sdk.zerotier.identity import Identity, network_id, rfc4193
 
 from .conftest import PROJECT
 

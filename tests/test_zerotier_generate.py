@@ -12,8 +12,8 @@ import re
 
 import pytest
 
-from fleet_sdk import zerotier
-from fleet_sdk.zerotier import Identity
+from fleet_sdk.zerotier import identity as zerotier
+from fleet_sdk.zerotier.identity import Identity
 
 
 @pytest.fixture(autouse=True)

@@ -8,18 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from fleet_sdk import privatedir, sops
+from fleet_sdk import sops
 from fleet_sdk.errors import FleetError, SpecError
+from fleet_sdk.fs import private as privatedir
 from fleet_sdk.graph import deploy_fleet
-from fleet_sdk.keys import KeyEntry, SopsTree
+from fleet_sdk.sops.tree import KeyEntry, SopsTree
 from fleet_sdk.spec import Fleet, HetznerHost, Machine, Role, ServiceInstance
-from fleet_sdk.stackconfig import StackSettings
+from fleet_sdk.stack.settings import StackSettings
 from fleet_sdk.testing import recorded_graph
-from fleet_sdk.vars import builtins
+from fleet_sdk.vars import stock as builtins
 from fleet_sdk.vars.generate import GenerateOptions, generate
 from fleet_sdk.vars.store import GeneratorId, VarsStore
-from fleet_sdk.zerotier import Identity, member_id, rfc4193
-from fleet_sdk.zerotier_admit import admit, plan, script
+from fleet_sdk.zerotier.admission import admit, plan, script
+from fleet_sdk.zerotier.identity import Identity, member_id, rfc4193
 
 from .conftest import make_deploy_key
 

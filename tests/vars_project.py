@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 from fleet_sdk import sops
-from fleet_sdk.keys import KeyEntry, SopsTree
+from fleet_sdk.sops.tree import KeyEntry, SopsTree
 
 
 def make_project(root: Path, stack_body: str) -> tuple[Path, dict[str, str]]:

@@ -18,7 +18,7 @@ from fleet_sdk.cli import plan as plan_cmd
 from fleet_sdk.cli import vars as vars_cmd
 from fleet_sdk.cli import zerotier as zerotier_cmd
 from fleet_sdk.errors import FleetError, file_error_message
-from fleet_sdk.stackconfig import describe_validation_error
+from fleet_sdk.stack.settings import describe_validation_error
 
 
 def parser() -> argparse.ArgumentParser:

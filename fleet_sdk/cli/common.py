@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fleet_sdk.errors import ConfigError
 from fleet_sdk.spec import Fleet
-from fleet_sdk.stackconfig import (
+from fleet_sdk.stack.settings import (
     StackSettings,
     default_stack,
     find_project_dir,
@@ -40,7 +40,7 @@ def repository(args: argparse.Namespace) -> Path:
     """The fleet repository without loading the stack's program: --repo, else the stack's
     fleet:repo when there is a project, else the current folder (a repository not yet planned)."""
     from fleet_sdk.errors import ConfigError
-    from fleet_sdk.stackconfig import load_stack_config
+    from fleet_sdk.stack.settings import load_stack_config
 
     if args.repo:
         return Path(args.repo)

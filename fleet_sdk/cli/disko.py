@@ -39,7 +39,8 @@ def run_render(args: argparse.Namespace) -> int:
     if not args.write:
         sys.stdout.write(text)
         return 0
-    from fleet_sdk import fsutil, git
+    from fleet_sdk.fs import atomic as fsutil
+    from fleet_sdk.tools import git
 
     path = settings.repo / "machines" / machine.name / "disko.json"
     changed = fsutil.write_if_changed(path, text.encode(), 0o644, dir_mode=0o755)

@@ -27,8 +27,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fleet_sdk.planning import make_plan, render_text
-    from fleet_sdk.stackconfig import default_stack, find_project_dir
+    from fleet_sdk.review.plan import make_plan, render_text
+    from fleet_sdk.stack.settings import default_stack, find_project_dir
 
     project = Path(args.project) if args.project else find_project_dir(Path.cwd())
     plan = make_plan(project, args.stack or default_stack(project), args.config, Path(args.repo) if args.repo else None)

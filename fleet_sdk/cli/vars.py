@@ -163,7 +163,7 @@ def run_set(args: argparse.Namespace) -> int:
 
 
 def run_keygen(args: argparse.Namespace) -> int:
-    from fleet_sdk.adminkey import keygen
+    from fleet_sdk.sops.keygen import keygen
 
     repo = common.repository(args)
     result = keygen(repo, args.name)

@@ -21,7 +21,7 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 def run_admit(args: argparse.Namespace) -> int:
     from fleet_sdk.vars.store import VarsStore
-    from fleet_sdk.zerotier_admit import admit, plan
+    from fleet_sdk.zerotier.admission import admit, plan
 
     fleet, settings = common.load(args)
     store = VarsStore(settings.repo)

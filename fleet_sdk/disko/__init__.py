@@ -8,7 +8,7 @@ as the JSON the flake reads (machines/<m>/disko.json), with the partition table 
 
 from fleet_sdk.disko.layout import BootMode, DiskLayout, DiskoError, Problem
 from fleet_sdk.disko.layouts import LuksKey, ext4_root, luks_zfs_root, zfs_root
-from fleet_sdk.disko.plan import PartitionPlanError, PlannedPartition
+from fleet_sdk.disko.partitions import PartitionPlanError, PlannedPartition
 
 __all__ = [
     "BootMode",

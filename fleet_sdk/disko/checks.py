@@ -32,7 +32,7 @@ from fleet_sdk.disko.model import (
     ZfsVolume,
     Zpool,
 )
-from fleet_sdk.disko.plan import PartitionFailedError, default_label, plan_gpt, resolve
+from fleet_sdk.disko.partitions import PartitionFailedError, default_label, plan_gpt, resolve
 
 # sgdisk type codes (`sgdisk -L`) that layouts use; an unknown code fails inside sgdisk at format time
 KNOWN_TYPE_CODES = {

@@ -183,7 +183,7 @@ class DiskLayout(BaseModel):
         """Evaluate a Nix file (e.g. a machine's disko.nix) with real Nix and read its devices.
 
         `attr` selects an attribute path (default: `disko.devices` when present, else the value)."""
-        from fleet_sdk import nix
+        from fleet_sdk.tools import nix
 
         value = nix.eval_file(path, attr)
         if attr is None and isinstance(value, dict) and isinstance(value.get("disko"), dict):
@@ -210,7 +210,7 @@ class DiskLayout(BaseModel):
         return check_layout(self, boot, disk_bytes)
 
     def partition_plan(self, disk_name: str, disk_bytes: int) -> list[Any]:
-        from fleet_sdk.disko.plan import partition_plan
+        from fleet_sdk.disko.partitions import partition_plan
 
         return partition_plan(self, disk_name, disk_bytes)
 

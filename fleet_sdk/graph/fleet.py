@@ -7,10 +7,11 @@ from typing import Any
 
 import pulumi
 
-from fleet_sdk import cloudsecrets, deploykey
 from fleet_sdk.errors import FleetError
+from fleet_sdk.sops import credentials as cloudsecrets
 from fleet_sdk.spec import Fleet, GcpHost, HetznerHost, Machine
-from fleet_sdk.stackconfig import SECRET_PLACEHOLDER, StackSettings
+from fleet_sdk.stack.settings import SECRET_PLACEHOLDER, StackSettings
+from fleet_sdk.vars import deploykey
 
 
 def settings_from_pulumi_config(project_dir: Path | None = None) -> StackSettings:
@@ -117,17 +118,17 @@ class Clouds:
         secrets = {cloud: _secret(c) for cloud, c in credentials.items()}
         self.hetzner = None
         if "hetzner" in used:
-            from fleet_sdk.graph.hetzner import HetznerCloud
+            from fleet_sdk.graph.clouds.hetzner import HetznerCloud
 
             self.hetzner = HetznerCloud(fleet, public_key, secrets.get("hetzner"), opts)
         self.gcp = None
         if "gcp" in used:
-            from fleet_sdk.graph.gcp import GcpCloud
+            from fleet_sdk.graph.clouds.gcp import GcpCloud
 
             self.gcp = GcpCloud(fleet, public_key, secrets.get("gcp"), opts)
         self.dns = None
         if "cloudflare" in used:
-            from fleet_sdk.graph.cloudflare import CloudflareZone
+            from fleet_sdk.graph.clouds.cloudflare import CloudflareZone
 
             assert settings.cloudflare_zone is not None  # settings.check refused it before
             self.dns = CloudflareZone(settings.cloudflare_zone, secrets.get("cloudflare"), opts)
@@ -206,7 +207,7 @@ def run_program(project_dir: Path) -> None:
 
     A FleetError becomes a pulumi.RunError, which Pulumi prints without a traceback.
     """
-    from fleet_sdk.stackconfig import load_fleet
+    from fleet_sdk.stack.settings import load_fleet
 
     try:
         settings = settings_from_pulumi_config(project_dir)

@@ -17,7 +17,7 @@ import pulumi
 from pulumi_command import local
 
 from fleet_sdk.spec import Generator
-from fleet_sdk.stackconfig import StackSettings
+from fleet_sdk.stack.settings import StackSettings
 
 DEPLOY_KEY_VAR = "deploy-key/id_ed25519.pub"
 

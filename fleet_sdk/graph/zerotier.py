@@ -12,8 +12,8 @@ from pulumi_command import local
 
 from fleet_sdk.graph.steps import content_hash, fleet_command, public_value, step_environment
 from fleet_sdk.spec import Fleet, ServiceInstance
-from fleet_sdk.spec import zerotier as service
-from fleet_sdk.stackconfig import StackSettings
+from fleet_sdk.stack.settings import StackSettings
+from fleet_sdk.zerotier import service
 
 if TYPE_CHECKING:
     from fleet_sdk.graph.fleet import MachineComponent
@@ -110,7 +110,7 @@ def _with_target(command: str, target: pulumi.Input[str] | None) -> pulumi.Input
 
 
 def _external_ip(nwid: str | None, *, member: str) -> str | None:
-    from fleet_sdk.zerotier import rfc4193
+    from fleet_sdk.zerotier.identity import rfc4193
 
     return rfc4193(nwid, member) if nwid else None
 

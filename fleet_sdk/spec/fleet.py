@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from fleet_sdk.errors import SpecError
-from fleet_sdk.spec import zerotier
 from fleet_sdk.spec.generators import Generator, find_cycle
 from fleet_sdk.spec.machine import Machine
 from fleet_sdk.spec.names import IDENTIFIER
 from fleet_sdk.spec.services import BUILTIN_ROLES, ServiceInstance
+from fleet_sdk.zerotier import service as zerotier
 
 PREDEFINED_TAGS = ("all", "nixos", "darwin")
 

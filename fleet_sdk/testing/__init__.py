@@ -5,7 +5,7 @@ graph = recorded_graph(lambda: deploy_fleet(my_fleet, settings))
 assert graph.one("hcloud:index/server:Server", "web1").options["protect"]
 """
 
-from fleet_sdk.testing.recorder import (
+from fleet_sdk.graph.offline import (
     COMPUTED,
     SECRET,
     FleetMocks,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fleet_sdk.testing.recorder import RecordedGraph, recorded_graph
+from fleet_sdk.graph.offline import RecordedGraph, recorded_graph
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from fleet_sdk import fsutil
+from fleet_sdk.fs import atomic as fsutil
 from fleet_sdk.vars.store import Staged, VarsStore, discard
 
 Committed = Callable[[list[Staged], list[Path]], None]

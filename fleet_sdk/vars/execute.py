@@ -12,10 +12,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from fleet_sdk import bwrap, fsutil, privatedir
 from fleet_sdk.errors import FleetError
-from fleet_sdk.runner import CommandError
+from fleet_sdk.fs import atomic as fsutil
+from fleet_sdk.fs import private as privatedir
 from fleet_sdk.spec.generators import Generator
+from fleet_sdk.tools import bwrap
+from fleet_sdk.tools.runner import CommandError
 from fleet_sdk.vars.store import GeneratorId
 
 
@@ -23,7 +25,7 @@ class GeneratorError(FleetError):
     """A generator failed or did not produce what it declares; nothing of it was stored."""
 
 
-PURPOSE = "vars"  # temp folders fleet-vars-<pid>-…, see fleet_sdk.privatedir
+PURPOSE = "vars"  # temp folders fleet-vars-<pid>-…, see fleet_sdk.fs.private
 
 
 def remove_stale_tmp() -> list[Path]:

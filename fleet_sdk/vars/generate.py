@@ -17,10 +17,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet_sdk import git, runner
 from fleet_sdk.errors import FleetError
 from fleet_sdk.sops import operator_identities
 from fleet_sdk.spec import Fleet
+from fleet_sdk.tools import git, runner
 from fleet_sdk.vars import prompts as prompt_values
 from fleet_sdk.vars.committer import Committer
 from fleet_sdk.vars.execute import GeneratorError, run_generator

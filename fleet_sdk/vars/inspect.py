@@ -13,13 +13,14 @@ from pathlib import Path
 
 from typing_extensions import override
 
-from fleet_sdk import git, keychange
 from fleet_sdk.errors import FleetError
-from fleet_sdk.keys import SopsTree, rekey_all
+from fleet_sdk.sops import keychange
 from fleet_sdk.sops.document import recipients
 from fleet_sdk.sops.errors import SopsError
+from fleet_sdk.sops.tree import SopsTree, rekey_all
 from fleet_sdk.spec import Fleet
 from fleet_sdk.spec.generators import Generator, GeneratorFile
+from fleet_sdk.tools import git
 from fleet_sdk.vars import validate
 from fleet_sdk.vars.lock import repository_lock
 from fleet_sdk.vars.recovery import leftovers, recover, units, unlinked_secrets, untracked

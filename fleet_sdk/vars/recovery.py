@@ -22,10 +22,10 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from fleet_sdk import git
-from fleet_sdk.keys import KINDS, SopsTree, link_names, secret_dirs
 from fleet_sdk.sops.document import recipients
 from fleet_sdk.sops.errors import SopsError
+from fleet_sdk.sops.tree import KINDS, SopsTree, link_names, secret_dirs
+from fleet_sdk.tools import git
 from fleet_sdk.vars.execute import remove_stale_tmp
 
 TOPS = ("vars", "sops")

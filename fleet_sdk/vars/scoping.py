@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet_sdk.keys import SopsTree, link_names, secret_dirs
-from fleet_sdk.spec.zerotier import IDENTITY_PREFIX
+from fleet_sdk.sops.tree import SopsTree, link_names, secret_dirs
+from fleet_sdk.zerotier.service import IDENTITY_PREFIX
 
 AGE_KEY_SUFFIX = "-age.key"
 

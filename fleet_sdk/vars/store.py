@@ -28,10 +28,10 @@ from pathlib import Path
 
 from typing_extensions import override
 
-from fleet_sdk import fsutil
 from fleet_sdk.errors import FleetError
-from fleet_sdk.keys import SopsTree
+from fleet_sdk.fs import atomic as fsutil
 from fleet_sdk.sops.document import decrypt, encrypt
+from fleet_sdk.sops.tree import SopsTree
 from fleet_sdk.spec.generators import Generator, GeneratorFile
 
 VALIDATION_HASH = ".validation-hash"

@@ -11,7 +11,7 @@ file name, so names, flags and bytes follow clan's scripts:
   SHA-512 crypt hash (`$6$…`, no newline), made by `openssl passwd -6 -stdin`.
 - `state-version`: the NixOS release, e.g. `25.05`, without a newline.
 
-They are Python generators: no sandbox, and the tools run through `fleet_sdk.runner` with secrets on
+They are Python generators: no sandbox, and the tools run through `fleet_sdk.tools.runner` with secrets on
 stdin only. Nothing but the declared files is left in `$out`.
 """
 
@@ -31,9 +31,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
-from fleet_sdk import fsutil, libcrypt, runner, sshcert
 from fleet_sdk.errors import SpecError
+from fleet_sdk.fs import atomic as fsutil
 from fleet_sdk.spec.generators import Generator, GeneratorFile, Prompt
+from fleet_sdk.tools import runner
+from fleet_sdk.vars import libcrypt, sshcert
 
 TOOL_TIMEOUT = 60.0
 PASSPHRASE_WORDS = 6
@@ -179,7 +181,7 @@ def disk_passphrase(name: str = "zfs", file: str = "key") -> Generator:
 
 
 def deploy_key() -> Generator:
-    """The fleet's deploy key: its public half is what the clouds let in first (fleet_sdk.deploykey)."""
+    """The fleet's deploy key: its public half is what the clouds let in first (fleet_sdk.vars.deploykey)."""
     return Generator(
         name="deploy-key",
         share=True,

@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from fleet_sdk.runner import CommandError, run
+from fleet_sdk.tools.runner import CommandError, run
 
 # attributes under which git stores something other than the file's bytes
 _CONVERTING = ("text", "eol", "crlf", "filter", "ident", "working-tree-encoding")

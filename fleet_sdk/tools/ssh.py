@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fleet_sdk.errors import FleetError
-from fleet_sdk.runner import CmdResult, run
 from fleet_sdk.spec.targets import TargetHost
+from fleet_sdk.tools.runner import CmdResult, run
 
 OPTIONS = ("-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new", "-o", "ConnectTimeout=15")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleet_sdk.errors import FleetError
-from fleet_sdk.runner import CommandError, run
+from fleet_sdk.tools.runner import CommandError, run
 
 SECTOR = 512
 DEFAULT_TIMEOUT = 60.0

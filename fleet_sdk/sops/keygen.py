@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fleet_sdk import fsutil, git
-from fleet_sdk.keys import USER_NAME, KeyEntry, SopsTree, rekey_all
+from fleet_sdk.fs import atomic as fsutil
 from fleet_sdk.sops import age
 from fleet_sdk.sops.errors import NoAdminKeyError, SopsError
+from fleet_sdk.sops.tree import USER_NAME, KeyEntry, SopsTree, rekey_all
+from fleet_sdk.tools import git
 from fleet_sdk.vars.lock import repository_lock
 
 

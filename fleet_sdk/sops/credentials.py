@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleet_sdk.errors import ConfigError
-from fleet_sdk.keys import SopsTree
 from fleet_sdk.sops import age
 from fleet_sdk.sops.document import decrypt
 from fleet_sdk.sops.errors import NoMatchingKeyError, SopsError
+from fleet_sdk.sops.tree import SopsTree
 from fleet_sdk.spec import Fleet, GcpHost, HetznerHost
-from fleet_sdk.stackconfig import CREDENTIAL_KEYS, StackSettings
+from fleet_sdk.stack.settings import CREDENTIAL_KEYS, StackSettings
 
 # clan's rule for secret names (clan.md §3.1), minus names starting with '.' ('.', '..', hidden folders)
 SECRET_NAME = re.compile(r"^[a-zA-Z0-9_-][a-zA-Z0-9._-]*$")

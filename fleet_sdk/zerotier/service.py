@@ -173,7 +173,7 @@ def members(fleet: Fleet, instance: ServiceInstance) -> list[str]:
 
 def _identity_generator(machine: str) -> Generator:
     def identity(inputs: dict[str, dict[str, bytes]], prompts: dict[str, str], out: Path) -> None:
-        from fleet_sdk.zerotier import Identity
+        from fleet_sdk.zerotier.identity import Identity
 
         (out / "identity-secret").write_text(Identity.generate().secret())
 
@@ -189,7 +189,7 @@ def _network_generator(instance: str, controller: str, pinned: str | None) -> Ge
     dep = identity_generator_name(controller)
 
     def network(inputs: dict[str, dict[str, bytes]], prompts: dict[str, str], out: Path) -> None:
-        from fleet_sdk.zerotier import Identity, network_id
+        from fleet_sdk.zerotier.identity import Identity, network_id
 
         address = Identity.parse(inputs[dep]["identity-secret"].decode()).address
         nwid = pinned or network_id(address)
@@ -211,7 +211,7 @@ def _ip_generator(machine: str, instance: str) -> Generator:
     identity, network = identity_generator_name(machine), f"zerotier-network-{instance}"
 
     def ip(inputs: dict[str, dict[str, bytes]], prompts: dict[str, str], out: Path) -> None:
-        from fleet_sdk.zerotier import Identity, rfc4193
+        from fleet_sdk.zerotier.identity import Identity, rfc4193
 
         node = Identity.parse(inputs[identity]["identity-secret"].decode()).address
         (out / "ip").write_text(rfc4193(inputs[network]["network-id"].decode(), node))

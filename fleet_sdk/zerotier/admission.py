@@ -10,14 +10,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet_sdk import fsutil, ssh
 from fleet_sdk.errors import FleetError
-from fleet_sdk.privatedir import private_dir
+from fleet_sdk.fs import atomic as fsutil
+from fleet_sdk.fs.private import private_dir
 from fleet_sdk.sops import operator_identities
 from fleet_sdk.spec import Fleet
-from fleet_sdk.spec import zerotier as service
+from fleet_sdk.tools import ssh
 from fleet_sdk.vars.store import GeneratorId, VarsStore
-from fleet_sdk.zerotier import member_id
+from fleet_sdk.zerotier import service
+from fleet_sdk.zerotier.identity import member_id
 
 AUTHTOKEN = "/var/lib/zerotier-one/authtoken.secret"
 

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fleet_sdk.errors import FleetError
-from fleet_sdk.runner import run
+from fleet_sdk.tools.runner import run
 
 WORDS = 262_144  # 2 MiB of 64-bit words
 BLOCKS = WORDS // 8  # 64-byte Salsa20 blocks filling that memory

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet_sdk import fsutil
+from fleet_sdk.fs import atomic as fsutil
 from fleet_sdk.sops import age
 from fleet_sdk.sops.document import encrypt, recipients, rekey
 from fleet_sdk.sops.errors import BrokenMemberError, NoAdminKeyError, NoMatchingKeyError, SopsError

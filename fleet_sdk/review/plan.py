@@ -12,9 +12,9 @@ from typing import Any
 
 from fleet_sdk.disko import rendered
 from fleet_sdk.errors import SpecError
+from fleet_sdk.graph.offline import RecordedGraph, recorded_graph
 from fleet_sdk.spec import Fleet
-from fleet_sdk.stackconfig import load_stack
-from fleet_sdk.testing.recorder import RecordedGraph, recorded_graph
+from fleet_sdk.stack.settings import load_stack
 
 MACHINE_TYPE = "fleet:index:Machine"
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleet_sdk.errors import FleetError
-from fleet_sdk.keys import SopsTree, secret_dirs
 from fleet_sdk.sops.document import recipients
+from fleet_sdk.sops.tree import SopsTree, secret_dirs
 
 
 class MachineKeyChangedError(FleetError):

@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from fleet_sdk.runner import CmdResult, run
+from fleet_sdk.tools.runner import CmdResult, run
 
 BWRAP = "bwrap"
 

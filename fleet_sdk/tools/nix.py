@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet_sdk.errors import FleetError
-from fleet_sdk.runner import CommandError, run
+from fleet_sdk.tools.runner import CommandError, run
 
 NIX_INSTANTIATE = "nix-instantiate"
 EVAL_FLAGS = ("--eval", "--strict", "--json", "--store", "dummy://", "--readonly-mode")

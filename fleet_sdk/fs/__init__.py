@@ -1,0 +1,1 @@
+"""Files written safely: atomic replacement, private folders in RAM."""

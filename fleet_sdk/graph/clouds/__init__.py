@@ -1,0 +1,1 @@
+"""One module per cloud: its shared resources and its servers."""

@@ -1,0 +1,1 @@
+"""What a reviewer reads: the `fleet plan` document and its text."""

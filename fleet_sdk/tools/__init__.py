@@ -1,0 +1,1 @@
+"""One module per external program, each running its commands through a Runner that is passed in."""
