@@ -18,9 +18,12 @@ plan: $(STAMP)
 system-deps:
 	bash scripts/system-deps
 
+# lint-imports checks the layer contracts of [tool.importlinter] (README, "Code map") on this checkout
+# (PYTHONPATH), whichever checkout the venv's editable install points at.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check fleet_sdk tests bench stacks __main__.py
 	$(VENV)/bin/ruff format --check fleet_sdk tests bench stacks __main__.py
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports --no-logo --no-cache
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy fleet_sdk

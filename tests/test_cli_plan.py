@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fleet_sdk.cli import main
-from fleet_sdk.errors import SpecError
+from fleet_sdk.errors import DuplicateUrnError, SpecError
 from fleet_sdk.review import plan as planning
 
 from .conftest import PROJECT, make_deploy_key
@@ -178,3 +178,29 @@ def test_a_consumer_project_plans_with_its_own_stack(tmp_path: Path) -> None:
     assert doc["project"] == "demo" and doc["stack"] == "dev"
     assert any(r["urn"].startswith("urn:pulumi:dev::demo::") and r["name"] == "web" for r in doc["resources"])
     shutil.rmtree(project)
+
+
+def test_a_urn_registered_twice_is_refused_naming_it(tmp_path: Path, monkeypatch, capsys) -> None:
+    # the mock runtime accepts two resources under one URN; `pulumi up` would not
+    import pulumi
+
+    project = write_project(tmp_path / "p", 'Machine(name="web")')
+    record = planning.recorded_graph
+
+    def with_twins(program, **kwargs):
+        def both() -> None:
+            program()
+            for _ in range(2):
+                pulumi.ComponentResource("test:index:Twin", "twin")
+
+        return record(both, **kwargs)
+
+    monkeypatch.setattr(planning, "recorded_graph", with_twins)
+    urn = "urn:pulumi:dev::demo::test:index:Twin::twin"
+    with pytest.raises(DuplicateUrnError) as e:
+        planning.make_plan(project, "dev")
+    assert e.value.urns == [urn]
+    assert f"URNs registered twice: {urn};" in str(e.value) and "rename one of them" in str(e.value)
+    assert main(["plan", "--project", str(project), "--stack", "dev"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: URNs registered twice: {urn}") and "Traceback" not in err

@@ -14,10 +14,13 @@ import pytest
 
 from fleet_sdk.disko import DiskLayout, DiskoError
 from fleet_sdk.tools import nix
+from fleet_sdk.tools.runner import LOCAL
 from tests.tools import require
 
 from .conftest import prod_fleet
 from .disko_examples import VALID
+
+pytestmark = pytest.mark.integration
 
 PROJECT = Path(__file__).resolve().parents[1]
 DISKO_NIX = PROJECT / "nix" / "disko.nix"
@@ -36,7 +39,7 @@ def write(path: Path, text: str) -> Path:
 
 def evaluate_machine(repo: Path, machine: str) -> Any:
     """disko.devices of nix/disko.nix for `machine` of the fleet repository `repo`."""
-    return nix.eval_file(DISKO_NIX, "disko.devices", args={"flakeRoot": repo, "machine": machine})
+    return nix.eval_file(LOCAL, DISKO_NIX, "disko.devices", args={"flakeRoot": repo, "machine": machine})
 
 
 # -- rendered layouts through nix/disko.nix ----------------------------------------------------

@@ -28,6 +28,7 @@ from fleet_sdk.disko import BootMode, DiskLayout, DiskoError, PartitionPlanError
 from fleet_sdk.disko.checks import mounts
 from fleet_sdk.disko.model import Gpt
 from fleet_sdk.tools import nix
+from fleet_sdk.tools.runner import LOCAL
 
 from .disko_examples import VALID
 from .disko_strategies import layouts as valid_layouts
@@ -83,13 +84,14 @@ def nix_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("disko-json")
 
 
+@pytest.mark.integration
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(devices=valid_layouts())
 def test_valid_layouts_round_trip_through_nix(devices: dict[str, Any], nix_dir: Path) -> None:
     layout = DiskLayout.from_disko(devices)
     path = nix_dir / "disko.json"
     path.write_text(layout.render())
-    value = nix.eval_expr(f"builtins.fromJSON (builtins.readFile {json.dumps(str(path))})")
+    value = nix.eval_expr(LOCAL, f"builtins.fromJSON (builtins.readFile {json.dumps(str(path))})")
     assert value == layout.to_disko()
     assert DiskLayout.from_disko(value).to_disko() == devices
 

@@ -34,13 +34,16 @@ from hypothesis import strategies as st
 from fleet_sdk.disko import DiskLayout, PartitionPlanError
 from fleet_sdk.disko.model import Gpt
 from fleet_sdk.disko.partitions import PartitionSpec, partition_plan, plan_gpt, resolve
+from fleet_sdk.errors import CommandError
 from fleet_sdk.tools import sgdisk
-from fleet_sdk.tools.runner import CommandError
+from fleet_sdk.tools.runner import LOCAL
 from tests.tools import require
 
 from .conftest import prod_fleet
 from .disko_examples import VALID
 from .disko_strategies import gpt_tables
+
+pytestmark = pytest.mark.integration
 
 GIB = 1024**3
 GB = 10**9
@@ -136,11 +139,11 @@ def replay(layout: DiskLayout, disk_key: str, size: int, image: Path) -> Replay:
     sgdisk.create_image(image, size)
     error = None
     try:
-        sgdisk.apply(image, commands)
+        sgdisk.apply(LOCAL, image, commands)
     except CommandError as e:
         error = e
     try:
-        return Replay(specs, sgdisk.read_table(image), error)
+        return Replay(specs, sgdisk.read_table(LOCAL, image), error)
     finally:
         image.unlink()
 

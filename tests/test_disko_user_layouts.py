@@ -17,6 +17,8 @@ from fleet_sdk.disko import DiskLayout, DiskoError, LuksKey, zfs_root
 from fleet_sdk.tools import nix
 from tests.tools import require
 
+pytestmark = pytest.mark.integration
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "disko_user"
 GB = 10**9
 # Apple AP0512J (pyrite's NVMe): 465.9 GiB

@@ -36,6 +36,8 @@ from .fault_tools import (
 from .tools import require
 from .vars_project import fleet_cli, snapshot
 
+pytestmark = pytest.mark.integration
+
 SEEDS = range(20)
 MACHINES = 6  # 26 generators
 DELAY = "0.02"  # seconds per generator, so that a run spends a while writing

@@ -13,8 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fleet_sdk.tools import git
+from fleet_sdk.tools.runner import LOCAL
 
 from .tools import require
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +72,7 @@ PATHS = ["vars/per-machine/m0/openssh", "vars/shared/tool", "sops/users/admin/ke
 
 def test_add_gives_the_index_git_add_gives(tmp_path: Path) -> None:
     ours, theirs = _both(tmp_path)
-    assert git.add(ours, [ours / p for p in PATHS])
+    assert git.add(LOCAL, ours, [ours / p for p in PATHS])
     _git_cmd(theirs, "add", *PATHS)
     _same_index(ours, theirs)
     status = _git_cmd(ours, "status", "--porcelain")
@@ -90,7 +93,7 @@ def test_a_regenerated_folder_drops_what_is_gone_and_stages_what_changed(tmp_pat
         (gen / "ssh.id_ed25519.pub/value").write_bytes(b"ssh-ed25519 BBBB")
         (gen / "new/value").parent.mkdir()
         (gen / "new/value").write_bytes(b"new")
-    assert git.add(ours, [ours / "vars/per-machine/m0/openssh"])
+    assert git.add(LOCAL, ours, [ours / "vars/per-machine/m0/openssh"])
     _git_cmd(theirs, "add", "vars/per-machine/m0/openssh")
     _same_index(ours, theirs)
     assert "D  vars/per-machine/m0/openssh/ssh.id_ed25519/users/admin" in _git_cmd(ours, "status", "--porcelain")
@@ -110,7 +113,7 @@ def test_converting_repositories_get_git_adds_blobs(tmp_path: Path, setup: objec
     for repo in (ours, theirs):
         setup(repo)  # type: ignore[operator]
         (repo / "vars/shared/tool/run/value").write_bytes(b"a\r\nb\r\n")
-    git.add(ours, [ours / p for p in PATHS])
+    git.add(LOCAL, ours, [ours / p for p in PATHS])
     _git_cmd(theirs, "add", *PATHS)
     _same_index(ours, theirs)
     blob = _git_cmd(ours, "ls-files", "-s", "vars/shared/tool/run/value").split()[1]
@@ -119,8 +122,8 @@ def test_converting_repositories_get_git_adds_blobs(tmp_path: Path, setup: objec
 
 def test_outside_a_work_tree_nothing_is_done(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
-    assert not git.add(tmp_path, [tmp_path / "f"])
-    assert git._work_tree(tmp_path) is None
+    assert not git.add(LOCAL, tmp_path, [tmp_path / "f"])
+    assert git._work_tree(LOCAL, tmp_path) is None
 
 
 def test_a_sha256_repository_gets_sha256_blob_ids(tmp_path: Path) -> None:
@@ -129,7 +132,7 @@ def test_a_sha256_repository_gets_sha256_blob_ids(tmp_path: Path) -> None:
         repo.mkdir()
         _git_cmd(repo, "init", "-q", "--object-format=sha256")
         _write_tree(repo)
-    git.add(ours, [ours / p for p in PATHS])
+    git.add(LOCAL, ours, [ours / p for p in PATHS])
     _git_cmd(theirs, "add", *PATHS)
     _same_index(ours, theirs)
 
@@ -149,7 +152,7 @@ def test_any_small_tree_is_indexed_as_git_add_indexes_it(tmp_path_factory: pytes
                 continue
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-    git.add(ours, [ours / "vars"])
+    git.add(LOCAL, ours, [ours / "vars"])
     _git_cmd(theirs, "add", "vars")
     _same_index(ours, theirs)
 
@@ -158,7 +161,7 @@ def test_without_trusted_file_modes_executables_are_staged_as_git_stages_them(tm
     ours, theirs = _both(tmp_path)
     for repo in (ours, theirs):
         _git_cmd(repo, "config", "core.fileMode", "false")
-    git.add(ours, [ours / p for p in PATHS])
+    git.add(LOCAL, ours, [ours / p for p in PATHS])
     _git_cmd(theirs, "add", *PATHS)
     _same_index(ours, theirs)
     assert _git_cmd(ours, "ls-files", "-s", "vars/shared/tool/run/value").startswith("100644 ")
@@ -169,7 +172,7 @@ def test_a_fleet_repository_below_the_top_of_its_work_tree(tmp_path: Path) -> No
     for repo in (ours, theirs):
         _write_tree(repo / "infra" / "fleet")
     sub = ours / "infra" / "fleet"
-    assert git.add(sub, [sub / p for p in PATHS])
+    assert git.add(LOCAL, sub, [sub / p for p in PATHS])
     _git_cmd(theirs / "infra" / "fleet", "add", *PATHS)
     _same_index(ours, theirs)
     assert "A  infra/fleet/vars/shared/tool/run/value" in _git_cmd(ours, "status", "--porcelain")
@@ -182,7 +185,7 @@ def test_ignored_files_are_added_too(tmp_path: Path, converting: bool) -> None:
         (repo / ".gitignore").write_text("value\n")
         if converting:
             _git_cmd(repo, "config", "core.autocrlf", "true")
-    git.add(ours, [ours / p for p in PATHS])
+    git.add(LOCAL, ours, [ours / p for p in PATHS])
     _git_cmd(theirs, "add", "--force", *PATHS)
     _same_index(ours, theirs)
     assert "A  vars/shared/tool/run/value" in _git_cmd(ours, "status", "--porcelain")

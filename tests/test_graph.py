@@ -7,12 +7,12 @@ from pathlib import Path
 import pulumi
 import pytest
 
+from fleet_sdk.errors import DeployKeyMissingError
 from fleet_sdk.graph import deploy_fleet, run_program
 from fleet_sdk.graph.offline import MOCK_DEPLOY_KEY
 from fleet_sdk.spec import Fleet
 from fleet_sdk.stack.settings import StackSettings
 from fleet_sdk.testing import COMPUTED, RecordedGraph, recorded_graph
-from fleet_sdk.vars.deploykey import DeployKeyMissingError
 
 from .conftest import PROJECT, prod_config, prod_everyone, prod_fleet, prod_settings
 

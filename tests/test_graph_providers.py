@@ -14,10 +14,9 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from fleet_sdk.errors import ConfigError, FleetError
+from fleet_sdk.errors import ConfigError, FleetError, SecretLockedError, SecretNameError, SecretNotFoundError
 from fleet_sdk.graph import deploy_fleet, run_program
 from fleet_sdk.sops import credentials as cloudsecrets
-from fleet_sdk.sops.credentials import SecretLockedError, SecretNameError, SecretNotFoundError
 from fleet_sdk.sops.tree import SopsTree
 from fleet_sdk.spec import Fleet, GcpHost, HetznerHost, Machine
 from fleet_sdk.stack.settings import StackSettings

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from fleet_sdk import sops
-from fleet_sdk.sops.keychange import MachineKeyChangedError, changes, refuse_unconfirmed
+from fleet_sdk.errors import MachineKeyChangedError
+from fleet_sdk.sops.keychange import changes, refuse_unconfirmed
 from fleet_sdk.sops.tree import KeyEntry, SopsTree
 
 from .vars_project import fleet_cli, make_project

@@ -27,6 +27,8 @@ from .fault_tools import (
 from .tools import require
 from .vars_project import fleet_cli, make_project
 
+pytestmark = pytest.mark.integration
+
 STACK = """
 import os, secrets, time
 from fleet_sdk.spec import Fleet, Generator, GeneratorFile, Machine, Prompt

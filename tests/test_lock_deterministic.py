@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet_sdk.vars.lock import TIMEOUT_ENV, LockError, repository_lock
+from fleet_sdk.errors import LockError
+from fleet_sdk.vars.lock import TIMEOUT_ENV, repository_lock
 
 
 @pytest.fixture

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 from fleet_sdk.tools import nix
+from fleet_sdk.tools.runner import LOCAL
+
+pytestmark = pytest.mark.integration
 
 PROJECT = Path(__file__).resolve().parents[1]
 DISKO_NIX = PROJECT / "nix" / "disko.nix"
@@ -123,8 +126,8 @@ def test_attrset_file_evaluates_to_json(tmp_path: Path) -> None:
         "device": "/dev/sda",
         "content": {"type": "gpt", "partitions": {"ESP": {"size": "512M", "type": "EF00", "priority": 1}}},
     }
-    assert nix.eval_file(f) == {"disko": {"devices": {"disk": {"main": main}}}}
-    assert nix.eval_file(f, "disko.devices.disk.main") == main
+    assert nix.eval_file(LOCAL, f) == {"disko": {"devices": {"disk": {"main": main}}}}
+    assert nix.eval_file(LOCAL, f, "disko.devices.disk.main") == main
 
 
 def test_function_files_are_called_with_args_and_stand_ins(tmp_path: Path) -> None:
@@ -134,17 +137,17 @@ def test_function_files_are_called_with_args_and_stand_ins(tmp_path: Path) -> No
         """{ lib, disks ? [ "/dev/vdb" ], ... }:
            { disko.devices.disk.main = { type = "disk"; device = builtins.head disks; }; }""",
     )
-    assert nix.eval_file(f, "disko.devices.disk.main.device") == "/dev/vdb"
-    assert nix.eval_file(f, "disko.devices.disk.main.device", args={"disks": ["/dev/sda"]}) == "/dev/sda"
+    assert nix.eval_file(LOCAL, f, "disko.devices.disk.main.device") == "/dev/vdb"
+    assert nix.eval_file(LOCAL, f, "disko.devices.disk.main.device", args={"disks": ["/dev/sda"]}) == "/dev/sda"
     # a function returning a module function is called again (parametrised NixOS module)
     g = write(tmp_path / "curried.nix", "{ size }: { config, ... }: { disko.devices.size = size; }")
-    assert nix.eval_file(g, "disko.devices", args={"size": "1G"}) == {"size": "1G"}
+    assert nix.eval_file(LOCAL, g, "disko.devices", args={"size": "1G"}) == {"size": "1G"}
 
 
 def test_using_an_argument_fleet_sdk_cannot_provide_says_so(tmp_path: Path) -> None:
     f = write(tmp_path / "uses-lib.nix", "{ lib, ... }: { disko.devices = lib.mkDefault { }; }")
     with pytest.raises(nix.NixError) as e:
-        nix.eval_file(f)
+        nix.eval_file(LOCAL, f)
     assert str(f) in str(e.value)
     assert "`lib`" in str(e.value) and "without nixpkgs" in str(e.value)
 
@@ -152,7 +155,7 @@ def test_using_an_argument_fleet_sdk_cannot_provide_says_so(tmp_path: Path) -> N
 def test_syntax_error_names_the_file_and_carries_nix_message(tmp_path: Path) -> None:
     f = write(tmp_path / "broken.nix", "{ disko.devices = ; }\n")
     with pytest.raises(nix.NixError) as e:
-        nix.eval_file(f, "disko.devices")
+        nix.eval_file(LOCAL, f, "disko.devices")
     message = str(e.value)
     assert message.startswith(f"evaluating {f} (attribute disko.devices): syntax error")
     assert f"at {f}:1:" in message  # nix's location and source excerpt are kept
@@ -162,18 +165,18 @@ def test_syntax_error_names_the_file_and_carries_nix_message(tmp_path: Path) -> 
 def test_missing_attribute_and_missing_file(tmp_path: Path) -> None:
     f = write(tmp_path / "a.nix", "{ disko.devices = { }; }")
     with pytest.raises(nix.NixError, match="attribute 'nope' in selection path 'disko.nope' not found"):
-        nix.eval_file(f, "disko.nope")
+        nix.eval_file(LOCAL, f, "disko.nope")
     with pytest.raises(nix.NixError, match="does not exist"):
-        nix.eval_file(tmp_path / "absent.nix")
+        nix.eval_file(LOCAL, tmp_path / "absent.nix")
 
 
 def test_eval_expr() -> None:
-    assert nix.eval_expr('{ a = [ 1 "x" null true ]; b.c = 2 * 3; }') == {
+    assert nix.eval_expr(LOCAL, '{ a = [ 1 "x" null true ]; b.c = 2 * 3; }') == {
         "a": [1, "x", None, True],
         "b": {"c": 6},
     }
     with pytest.raises(nix.NixError, match="undefined variable 'nope'"):
-        nix.eval_expr("nope")
+        nix.eval_expr(LOCAL, "nope")
 
 
 def test_evaluation_never_writes_to_a_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -181,7 +184,7 @@ def test_evaluation_never_writes_to_a_store(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("NIX_REMOTE", "daemon")
     secret = write(tmp_path / "secret.key", "hunter2\n")
     f = write(tmp_path / "leak.nix", '{ passwordFile = "${./secret.key}"; }')
-    store_path = nix.eval_file(f, "passwordFile")
+    store_path = nix.eval_file(LOCAL, f, "passwordFile")
     assert store_path.startswith("/nix/store/") and store_path.endswith("-secret.key")
     assert not Path(store_path).exists(), "a file was copied into the Nix store"
     assert secret.read_text() == "hunter2\n"
@@ -195,7 +198,7 @@ def disko_repo(tmp_path: Path, machine: str = "web") -> Path:
 
 def test_disko_module_round_trips_the_machine_json(tmp_path: Path) -> None:
     repo = disko_repo(tmp_path)
-    devices = nix.eval_file(DISKO_NIX, "disko.devices", args={"flakeRoot": repo, "machine": "web"})
+    devices = nix.eval_file(LOCAL, DISKO_NIX, "disko.devices", args={"flakeRoot": repo, "machine": "web"})
     assert devices == DEVICES
     zfs = devices["disk"]["main"]["content"]["partitions"]
     assert zfs["boot"]["priority"] == 100 and zfs["zfs"]["size"] == "100%"
@@ -205,7 +208,7 @@ def test_disko_module_is_a_plain_module_with_a_path_root(tmp_path: Path) -> None
     # as a flake uses it: flakeRoot a Nix path, the result a module attrset (shorthand form)
     repo = disko_repo(tmp_path)
     module = nix.eval_expr(
-        f'import {json.dumps(str(DISKO_NIX))} {{ flakeRoot = /. + {json.dumps(str(repo))}; machine = "web"; }}'
+        LOCAL, f'import {json.dumps(str(DISKO_NIX))} {{ flakeRoot = /. + {json.dumps(str(repo))}; machine = "web"; }}'
     )
     assert module == {"_file": str(repo / "machines/web/disko.json"), "disko": {"devices": DEVICES}}
 
@@ -213,4 +216,4 @@ def test_disko_module_is_a_plain_module_with_a_path_root(tmp_path: Path) -> None
 def test_disko_module_for_a_machine_without_json(tmp_path: Path) -> None:
     repo = disko_repo(tmp_path)
     with pytest.raises(nix.NixError, match=r"machines/db/disko.json does not exist: write it with `fleet disko"):
-        nix.eval_file(DISKO_NIX, "disko.devices", args={"flakeRoot": repo, "machine": "db"})
+        nix.eval_file(LOCAL, DISKO_NIX, "disko.devices", args={"flakeRoot": repo, "machine": "db"})

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from fleet_sdk.errors import CommandError
 from fleet_sdk.tools import runner
-from fleet_sdk.tools.runner import CommandError
+
+pytestmark = pytest.mark.integration
 
 TIMEOUTS = [None, 30.0]
 
@@ -19,7 +21,7 @@ TIMEOUTS = [None, 30.0]
 def test_a_failure_says_the_command_its_exit_code_and_stderrs_tail(timeout: float | None) -> None:
     script = "for i in $(seq 1 30); do echo line$i >&2; done; exit 3"
     with pytest.raises(CommandError) as info:
-        runner.run(["sh", "-c", script], timeout=timeout, hint="install the thing")
+        runner.LOCAL.run(["sh", "-c", script], timeout=timeout, hint="install the thing")
     e = info.value
     assert e.returncode == 3
     assert e.argv == ["sh", "-c", script]
@@ -33,19 +35,19 @@ def test_a_failure_says_the_command_its_exit_code_and_stderrs_tail(timeout: floa
 @pytest.mark.parametrize("timeout", TIMEOUTS)
 def test_a_failure_without_stderr_or_hint_is_one_line(timeout: float | None) -> None:
     with pytest.raises(CommandError) as info:
-        runner.run(["false"], timeout=timeout)
+        runner.LOCAL.run(["false"], timeout=timeout)
     assert str(info.value) == "`false` failed with exit code 1"
 
 
 def test_undecodable_stderr_is_replaced_not_raised() -> None:
     with pytest.raises(CommandError) as info:
-        runner.run(["sh", "-c", r"printf 'bad \377 byte' >&2; exit 1"])
+        runner.LOCAL.run(["sh", "-c", r"printf 'bad \377 byte' >&2; exit 1"])
     assert info.value.stderr == "bad \ufffd byte"
 
 
 def test_a_timeout_says_timed_out() -> None:
     with pytest.raises(CommandError) as info:
-        runner.run(["sh", "-c", "echo started >&2; sleep 30"], timeout=0.5, hint="raise the timeout")
+        runner.LOCAL.run(["sh", "-c", "echo started >&2; sleep 30"], timeout=0.5, hint="raise the timeout")
     assert info.value.returncode is None
     assert str(info.value) == "`sh -c 'echo started >&2; sleep 30'` timed out:\nstarted\nraise the timeout"
 
@@ -53,17 +55,17 @@ def test_a_timeout_says_timed_out() -> None:
 @pytest.mark.parametrize("timeout", TIMEOUTS)
 def test_a_missing_program_is_exit_127_with_a_hint(timeout: float | None) -> None:
     with pytest.raises(CommandError) as info:
-        runner.run(["fleet-no-such-program", "x"], timeout=timeout)
+        runner.LOCAL.run(["fleet-no-such-program", "x"], timeout=timeout)
     assert info.value.returncode == 127
     assert str(info.value).endswith("\nfleet-no-such-program is not installed or not on PATH")
     with pytest.raises(CommandError) as info:
-        runner.run(["fleet-no-such-program"], hint="apt install it")
+        runner.LOCAL.run(["fleet-no-such-program"], hint="apt install it")
     assert str(info.value).endswith("\napt install it")
 
 
 @pytest.mark.parametrize("timeout", TIMEOUTS)
 def test_stdin_cwd_and_added_environment_reach_the_command(tmp_path: Path, timeout: float | None) -> None:
-    result = runner.run(
+    result = runner.LOCAL.run(
         ["sh", "-c", 'cat; pwd; echo "$FLEET_TEST_ADDED:$HOME"'],
         input=b"in\n",
         cwd=tmp_path,
@@ -78,12 +80,12 @@ def test_stdin_cwd_and_added_environment_reach_the_command(tmp_path: Path, timeo
 
 @pytest.mark.parametrize("timeout", TIMEOUTS)
 def test_check_false_returns_the_failure(timeout: float | None) -> None:
-    result = runner.run(["sh", "-c", "echo out; echo err >&2; exit 4"], check=False, timeout=timeout)
+    result = runner.LOCAL.run(["sh", "-c", "echo out; echo err >&2; exit 4"], check=False, timeout=timeout)
     assert (result.returncode, result.stdout, result.stderr) == (4, b"out\n", b"err\n")
 
 
 def test_paths_in_argv_become_strings(tmp_path: Path) -> None:
-    assert runner.run(["ls", "-d", tmp_path]).text == f"{tmp_path}\n"
+    assert runner.LOCAL.run(["ls", "-d", tmp_path]).text == f"{tmp_path}\n"
 
 
 def test_redact_skips_empty_secrets() -> None:

@@ -22,10 +22,13 @@ from pathlib import Path
 
 import pytest
 
+from fleet_sdk.errors import CommandError
 from fleet_sdk.tools import sgdisk
-from fleet_sdk.tools.runner import CommandError
+from fleet_sdk.tools.runner import LOCAL
 from fleet_sdk.tools.sgdisk import PartitionCommand as P
 from tests.tools import require
+
+pytestmark = pytest.mark.integration
 
 GIB = 1024**3
 LAST_USABLE = 20971486  # 10 GiB image
@@ -90,7 +93,7 @@ def images(_tools: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     def build(name: str) -> Path:
         image = sgdisk.create_image(folder / f"{name}.img", 10 * GIB)
         for commands in LAYOUTS[name]:
-            sgdisk.apply(image, commands)
+            sgdisk.apply(LOCAL, image, commands)
         return image
 
     with ThreadPoolExecutor(len(LAYOUTS)) as pool:
@@ -98,14 +101,14 @@ def images(_tools: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
 
 
 def geometry(device: Path) -> list[tuple[int, str, str, int, int]]:
-    return [(e.number, e.label, e.type_code, e.start_sector, e.end_sector) for e in sgdisk.read_table(device)]
+    return [(e.number, e.label, e.type_code, e.start_sector, e.end_sector) for e in sgdisk.read_table(LOCAL, device)]
 
 
 def test_create_image_is_sparse_and_refuses_bad_requests(tmp_path: Path) -> None:
     img = sgdisk.create_image(tmp_path / "a.img", 10 * GIB)
     assert img.stat().st_size == 10 * GIB
     assert img.stat().st_blocks == 0  # nothing allocated
-    assert sgdisk.read_table(img) == []  # no partition table yet
+    assert sgdisk.read_table(LOCAL, img) == []  # no partition table yet
     with pytest.raises(sgdisk.SgdiskError, match="already exists"):
         sgdisk.create_image(img, GIB)
     with pytest.raises(sgdisk.SgdiskError, match="multiple of 512"):
@@ -118,7 +121,7 @@ def test_bios_layout(images: dict[str, Path]) -> None:
         (2, "disk-main-boot", "8300", 4096, 2101247),  # 4096 + 2097152 - 1
         (3, "disk-main-zfs", "BF00", 2101248, ALIGNED_END),  # the rest, end rounded down to 1 MiB
     ]
-    entries = sgdisk.read_table(images["bios"])
+    entries = sgdisk.read_table(LOCAL, images["bios"])
     assert [e.type_guid for e in entries] == [BIOS_BOOT_GUID, LINUX_FS_GUID, SOLARIS_ROOT_GUID]
     assert entries[2].size_sectors == 18868224
     assert len({e.partition_guid for e in entries}) == 3  # random partition GUIDs ("R")
@@ -131,13 +134,13 @@ def test_uefi_layout(images: dict[str, Path]) -> None:
         (1, "disk-main-ESP", "EF00", 2048, 2099199),  # 2048 + 2097152 - 1
         (2, "disk-main-root", "8300", 2099200, ALIGNED_END),
     ]
-    assert sgdisk.read_table(images["uefi"])[0].type_guid == ESP_GUID
+    assert sgdisk.read_table(LOCAL, images["uefi"])[0].type_guid == ESP_GUID
 
 
 @pytest.mark.parametrize("name", ALIGNMENT)
 def test_alignment(images: dict[str, Path], name: str) -> None:
     expected = ALIGNMENT[name][1]
-    assert [(e.number, e.start_sector, e.end_sector) for e in sgdisk.read_table(images[name])] == expected
+    assert [(e.number, e.start_sector, e.end_sector) for e in sgdisk.read_table(LOCAL, images[name])] == expected
 
 
 def test_second_100_percent_partition_takes_the_leftovers_then_creation_fails(
@@ -153,7 +156,7 @@ def test_second_100_percent_partition_takes_the_leftovers_then_creation_fails(
     ]
     before = geometry(image)
     with pytest.raises(CommandError) as e:
-        sgdisk.apply(image, [P(6, "0", "-0", 0, "disk-main-zfs4", "BF00")])
+        sgdisk.apply(LOCAL, image, [P(6, "0", "-0", 0, "disk-main-zfs4", "BF00")])
     assert e.value.returncode == 4
     assert "Could not create partition 6" in e.value.stderr
     assert "disk-main-zfs4" in str(e.value) and 'only the last partition is "100%"' in str(e.value)
@@ -162,8 +165,8 @@ def test_second_100_percent_partition_takes_the_leftovers_then_creation_fails(
 
 def test_partition_after_100_percent_raises(images: dict[str, Path]) -> None:
     with pytest.raises(CommandError, match="Could not create partition 4"):
-        sgdisk.apply(images["bios"], [P(4, "0", "+1G", 0, "disk-main-late", "8300")])
-    assert [e.number for e in sgdisk.read_table(images["bios"])] == [1, 2, 3]
+        sgdisk.apply(LOCAL, images["bios"], [P(4, "0", "+1G", 0, "disk-main-late", "8300")])
+    assert [e.number for e in sgdisk.read_table(LOCAL, images["bios"])] == [1, 2, 3]
 
 
 def test_rerun_renames_and_retypes_existing_partitions(images: dict[str, Path]) -> None:
@@ -173,7 +176,7 @@ def test_rerun_renames_and_retypes_existing_partitions(images: dict[str, Path]) 
         *geometry(images["bios"])[:2],
         (3, "disk-main-root", "8300", 2101248, ALIGNED_END),
     ]
-    third = sgdisk.read_table(images["rerun"])[2]
+    third = sgdisk.read_table(LOCAL, images["rerun"])[2]
     assert third.partition_guid == UUID
     assert third.attributes == (2, 63)
 
@@ -213,4 +216,4 @@ def test_argv_is_disko_format_script() -> None:
 
 def test_missing_device(tmp_path: Path) -> None:
     with pytest.raises(sgdisk.SgdiskError, match="does not exist"):
-        sgdisk.read_table(tmp_path / "nope.img")
+        sgdisk.read_table(LOCAL, tmp_path / "nope.img")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fleet_sdk.errors import FleetError
-from fleet_sdk.spec.targets import TargetHost
+from fleet_sdk.targets import TargetHost
 from fleet_sdk.tools import ssh
 
 

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from fleet_sdk.errors import SpecError
+from fleet_sdk.errors import GeneratorError, SpecError
 from fleet_sdk.spec.generators import Generator
-from fleet_sdk.tools import runner
+from fleet_sdk.testing import RecordingRunner
+from fleet_sdk.tools.runner import LOCAL
 from fleet_sdk.vars import stock as builtins
-from fleet_sdk.vars.execute import GeneratorError, run_generator
+from fleet_sdk.vars.execute import run_generator
 from fleet_sdk.vars.store import GeneratorId
 from tests.tools import require
+
+pytestmark = pytest.mark.integration
 
 PUB = re.compile(rb"^ssh-ed25519 [A-Za-z0-9+/]+=* \n$")  # `-C ""`: an empty comment after the space
 HASH = re.compile(r"^\$6\$([./0-9A-Za-z]{1,16})\$[./0-9A-Za-z]{86}$")
@@ -212,14 +213,8 @@ def test_passphrase_entropy() -> None:
 def test_only_declared_files_are_left_and_no_secret_is_an_argument(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[list[str]] = []
-    real_run = runner.run
-
-    def recording_run(argv: Sequence[str | Path], **kwargs: Any) -> runner.CmdResult:
-        calls.append([str(a) for a in argv])
-        return real_run(argv, **kwargs)
-
-    monkeypatch.setattr(runner, "run", recording_run)
+    recorder = RecordingRunner(delegate=LOCAL)  # records, then runs for real
+    monkeypatch.setattr(builtins, "LOCAL", recorder)
 
     def call(g: Generator, inputs: dict[str, dict[str, bytes]], **prompts: str) -> dict[str, bytes]:
         out = tmp_path / g.name
@@ -239,7 +234,8 @@ def test_only_declared_files_are_left_and_no_secret_is_an_argument(
 
     monkeypatch.setattr(libcrypt, "_lib", None)
     user = call(builtins.user_password("bob"), {}, **{"user-password": "hunter3-secret"})
-    args = "\n".join(" ".join(c) for c in calls)
+    args = "\n".join(" ".join(c) for c in recorder.argvs)
     assert "openssl passwd -6 -stdin" in args
+    assert [c.input for c in recorder.calls if c.argv[0] == "openssl"] == [b"hunter3-secret"]  # on stdin
     for secret in (ca["id_ed25519"], host["ssh.id_ed25519"], user["user-password"], emergency["password"]):
         assert secret.decode() not in args

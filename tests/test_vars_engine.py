@@ -20,6 +20,8 @@ from fleet_sdk.spec import Fleet, Generator, GeneratorFile, Machine
 
 from .vars_project import fleet_cli, make_project, snapshot
 
+pytestmark = pytest.mark.integration
+
 STACK = """
 from fleet_sdk.spec import Fleet, Generator, GeneratorFile, Machine, Prompt
 
@@ -170,7 +172,7 @@ def test_independent_generators_run_in_parallel(tmp_path: Path) -> None:
 
     private, public = sops.generate()
     repo = tmp_path / "repo"
-    SopsTree(repo).write_keys("users", "admin", [__import__("fleet_sdk.sops.tree").keys.KeyEntry(public)])
+    SopsTree(repo).write_keys("users", "admin", [__import__("fleet_sdk.sops.tree").sops.tree.KeyEntry(public)])
     slow = Generator(
         name="slow", files=(GeneratorFile(name="v", secret=False),), script="sleep 0.5; echo done > $out/v"
     )
@@ -226,7 +228,8 @@ def test_list_get_set_and_fix(tmp_path: Path) -> None:
 
 
 def test_the_sandbox_has_no_network_and_is_required_unless_disabled(monkeypatch) -> None:
-    from fleet_sdk.vars.execute import GeneratorError, run_generator
+    from fleet_sdk.errors import GeneratorError
+    from fleet_sdk.vars.execute import run_generator
     from fleet_sdk.vars.store import GeneratorId
 
     probe = Generator(

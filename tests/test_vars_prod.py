@@ -17,6 +17,8 @@ from fleet_sdk.vars.scoping import foreign_links
 from .conftest import PROJECT, prod_fleet
 from .vars_project import snapshot
 
+pytestmark = pytest.mark.integration
+
 NIXOS = ("cinnabar", "electrum", "magnetite", "galena", "scheelite", "pyrite")
 
 

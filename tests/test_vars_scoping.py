@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from fleet_sdk import sops
-from fleet_sdk.errors import SpecError
-from fleet_sdk.sops.errors import SopsError
+from fleet_sdk.errors import SopsError, SpecError
 from fleet_sdk.sops.tree import SopsTree
 from fleet_sdk.spec import Fleet, Generator, GeneratorFile, Machine, Role, ServiceInstance
 from fleet_sdk.vars.scoping import ForeignLink, foreign_links, owner_of

@@ -15,6 +15,8 @@ from fleet_sdk.vars.validate import MAX_VALUE_BYTES
 from .tools import require
 from .vars_project import fleet_cli, make_project, snapshot
 
+pytestmark = pytest.mark.integration
+
 STACK = """
 from fleet_sdk.spec import Fleet, Generator, GeneratorFile, Machine, Role, ServiceInstance
 from fleet_sdk.vars import stock as builtins

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fleet_sdk import sops
-from fleet_sdk.sops.errors import BrokenMemberError
+from fleet_sdk.errors import BrokenMemberError
 from fleet_sdk.sops.tree import KeyEntry, SopsTree
 from fleet_sdk.spec import Generator, GeneratorFile
 from fleet_sdk.vars.committer import Committer

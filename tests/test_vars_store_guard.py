@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from fleet_sdk import sops
-from fleet_sdk.errors import FleetError
+from fleet_sdk.errors import FleetError, StoreLayoutError
 from fleet_sdk.sops.tree import KeyEntry, SopsTree
 from fleet_sdk.spec import Generator, GeneratorFile
-from fleet_sdk.vars.store import GeneratorId, Staged, StoreLayoutError, VarsStore
+from fleet_sdk.vars.store import GeneratorId, Staged, VarsStore
 
 from .vars_project import snapshot
 

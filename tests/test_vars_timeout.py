@@ -11,13 +11,16 @@ import time
 
 import pytest
 
+from fleet_sdk.errors import CommandError, GeneratorError
 from fleet_sdk.spec import Generator, GeneratorFile
 from fleet_sdk.tools import runner
-from fleet_sdk.vars.execute import GeneratorError, run_generator
+from fleet_sdk.vars.execute import run_generator
 from fleet_sdk.vars.store import GeneratorId
 
 from .fault_tools import running, wait_for
 from .tools import require
+
+pytestmark = pytest.mark.integration
 
 
 def marker() -> str:
@@ -112,7 +115,7 @@ def test_kill_running_ends_commands_other_threads_wait_for() -> None:
 
     def call() -> None:
         try:
-            runner.run(["bash", "-c", f"sleep {mark} & sleep 600"], timeout=600)
+            runner.LOCAL.run(["bash", "-c", f"sleep {mark} & sleep 600"], timeout=600)
         except BaseException as e:
             errors.append(e)
 
@@ -122,5 +125,5 @@ def test_kill_running_ends_commands_other_threads_wait_for() -> None:
     runner.kill_running()
     thread.join(timeout=10)
     assert not thread.is_alive()
-    assert len(errors) == 1 and isinstance(errors[0], runner.CommandError) and errors[0].returncode == -9
+    assert len(errors) == 1 and isinstance(errors[0], CommandError) and errors[0].returncode == -9
     gone(mark)

@@ -20,6 +20,8 @@ from fleet_sdk.vars.recovery import unit
 from .fault_tools import cheap_project, kill_group, spawn, untracked_files, wait_for
 from .vars_project import fleet_cli
 
+pytestmark = pytest.mark.integration
+
 
 def killed_run(project: Path, env: dict[str, str]) -> set[str]:
     """A generate killed while m0's `slow` runs, once every other generator is in place; the

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from fleet_sdk.zerotier.identity import Identity, ZeroTierError, _memory_hard, member_id, network_id, rfc4193, sixplane
+from fleet_sdk.errors import ZeroTierError
+from fleet_sdk.zerotier.identity import Identity, _memory_hard, member_id, network_id, rfc4193, sixplane
 
 from .sops_fixtures import SHARED
 

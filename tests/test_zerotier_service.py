@@ -19,7 +19,7 @@ from fleet_sdk.testing import recorded_graph
 from fleet_sdk.vars import stock as builtins
 from fleet_sdk.vars.generate import GenerateOptions, generate
 from fleet_sdk.vars.store import GeneratorId, VarsStore
-from fleet_sdk.zerotier.admission import admit, plan, script
+from fleet_sdk.zerotier.admission import admit, resolve_admission, script
 from fleet_sdk.zerotier.identity import Identity, member_id, rfc4193
 
 from .conftest import make_deploy_key
@@ -121,6 +121,7 @@ def test_adding_a_peer_adds_one_admission_and_changes_the_controller_trigger(tmp
     assert run(2)[1] == trigger_before  # stable
 
 
+@pytest.mark.integration
 def test_admit_posts_to_the_controllers_local_api_over_ssh(tmp_path: Path, monkeypatch) -> None:
     """Generates the vars for real, then runs `admit` through a stand-in `ssh` (there is no
     controller here) that executes the script it receives with real `sh`, under bwrap with a fake
@@ -153,7 +154,7 @@ def test_admit_posts_to_the_controllers_local_api_over_ssh(tmp_path: Path, monke
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("SOPS_AGE_KEY", private)
 
-    admission = plan(store, f, "zt")
+    admission = resolve_admission(store, f, "zt")
     assert admission.members == {"a1b2c3d4e5": "a1b2c3d4e5", "ctl": ctl.address, "p0": p0.address}
     output = admit(store, f, admission, "root@203.0.113.7:2222")
     assert f"admitted p0 ({p0.address})" in output
@@ -189,7 +190,7 @@ def test_admit_without_target_host_says_what_to_do(tmp_path: Path) -> None:
     )
     store = VarsStore(tmp_path)
     with pytest.raises(Exception, match="no network id yet; run `fleet vars generate ctl`"):
-        plan(store, f, "zt")
+        resolve_admission(store, f, "zt")
 
 
 @pytest.mark.parametrize(
@@ -219,13 +220,13 @@ def test_external_members_by_address_are_admitted_by_their_member_id(tmp_path: P
     nwid = store.public(GeneratorId("zerotier-network-zt", None), "network-id").decode()  # type: ignore[union-attr]
     phone = rfc4193(nwid, "9fc45d577c")
     by_address = fleet(peers=1, allowedIps=[phone], allowedIds=["a1b2c3d4e5"])
-    admission = plan(store, by_address, "zt")
+    admission = resolve_admission(store, by_address, "zt")
     assert admission.members["9fc45d577c"] == "9fc45d577c" and admission.members["a1b2c3d4e5"] == "a1b2c3d4e5"
     assert "admitted 9fc45d577c (9fc45d577c)" in script(admission)
     # an address of another network is refused at admission, naming it and the network's range
     elsewhere = fleet(peers=1, allowedIps=["fd11:1111:1111:1111:1199:93a1:b2c3:d4e5"])
     with pytest.raises(FleetError) as info:
-        plan(store, elsewhere, "zt")
+        resolve_admission(store, elsewhere, "zt")
     message = str(info.value)
     assert "instance 'zt': roles.controller.settings.allowedIps" in message
     assert f"fd11:1111:1111:1111:1199:93a1:b2c3:d4e5 is not in network {nwid}'s range" in message

@@ -41,10 +41,11 @@ def run_render(args: argparse.Namespace) -> int:
         return 0
     from fleet_sdk.fs import atomic as fsutil
     from fleet_sdk.tools import git
+    from fleet_sdk.tools.runner import LOCAL
 
     path = settings.repo / "machines" / machine.name / "disko.json"
     changed = fsutil.write_if_changed(path, text.encode(), 0o644, dir_mode=0o755)
-    git.add(settings.repo, [path])
+    git.add(LOCAL, settings.repo, [path])
     print(f"{'wrote' if changed else 'unchanged'}: {path}")
     return 0
 

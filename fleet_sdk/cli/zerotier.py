@@ -21,10 +21,10 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 def run_admit(args: argparse.Namespace) -> int:
     from fleet_sdk.vars.store import VarsStore
-    from fleet_sdk.zerotier.admission import admit, plan
+    from fleet_sdk.zerotier.admission import admit, resolve_admission
 
     fleet, settings = common.load(args)
     store = VarsStore(settings.repo)
-    admission = plan(store, fleet, args.instance, args.members or None)
+    admission = resolve_admission(store, fleet, args.instance, args.members or None)
     sys.stdout.write(admit(store, fleet, admission, args.target_host))
     return 0

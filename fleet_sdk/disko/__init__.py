@@ -6,9 +6,10 @@ as the JSON the flake reads (machines/<m>/disko.json), with the partition table 
     layout.partition_plan("main", 160 * 10**9)
 """
 
-from fleet_sdk.disko.layout import BootMode, DiskLayout, DiskoError, Problem
+from fleet_sdk.disko.layout import BootMode, DiskLayout
 from fleet_sdk.disko.layouts import LuksKey, ext4_root, luks_zfs_root, zfs_root
-from fleet_sdk.disko.partitions import PartitionPlanError, PlannedPartition
+from fleet_sdk.disko.partitions import PlannedPartition
+from fleet_sdk.errors import DiskoError, PartitionPlanError, Problem
 
 __all__ = [
     "BootMode",

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from typing_extensions import override
 
 from fleet_sdk.disko import model
 from fleet_sdk.disko.model import (
@@ -24,7 +22,10 @@ from fleet_sdk.disko.model import (
     Table,
     Zpool,
 )
-from fleet_sdk.errors import FleetError
+from fleet_sdk.errors import DiskoError, Problem
+
+if TYPE_CHECKING:
+    from fleet_sdk.tools.runner import Runner
 
 BootMode = Literal["bios", "uefi"]
 COLLECTIONS = ("disk", "mdadm", "zpool", "lvm_vg", "nodev", "bcachefs_filesystems")
@@ -43,27 +44,6 @@ _TAGS = {
     "zfs_fs",
     "zfs_volume",
 }
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something that would fail at install or boot: where (the node path) and what to do."""
-
-    path: str
-    message: str
-
-    @override
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
-
-
-class DiskoError(FleetError):
-    """A disko configuration that does not even parse (what disko refuses at evaluation)."""
-
-    def __init__(self, problems: list[Problem], source: str | None = None) -> None:
-        self.problems = problems
-        head = f"{source}: " if source else ""
-        super().__init__(head + "invalid disko layout:\n  " + "\n  ".join(map(str, problems)))
 
 
 _PATTERNS = {
@@ -179,13 +159,14 @@ class DiskLayout(BaseModel):
             raise DiskoError(_problems_of(e, devices), source) from None
 
     @classmethod
-    def from_nix_file(cls, path: Path, attr: str | None = None) -> DiskLayout:
+    def from_nix_file(cls, path: Path, attr: str | None = None, runner: Runner | None = None) -> DiskLayout:
         """Evaluate a Nix file (e.g. a machine's disko.nix) with real Nix and read its devices.
 
         `attr` selects an attribute path (default: `disko.devices` when present, else the value)."""
         from fleet_sdk.tools import nix
+        from fleet_sdk.tools.runner import LOCAL
 
-        value = nix.eval_file(path, attr)
+        value = nix.eval_file(LOCAL if runner is None else runner, path, attr)
         if attr is None and isinstance(value, dict) and isinstance(value.get("disko"), dict):
             value = value["disko"].get("devices", {})
         if not isinstance(value, dict):

@@ -17,7 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleet_sdk.disko.layout import BootMode, DiskLayout, DiskoError, Problem
+from fleet_sdk.disko.layout import BootMode, DiskLayout
+from fleet_sdk.errors import DiskoError, Problem
 
 PARTITIONING_SECRETS = "/run/partitioning-secrets"
 ROOT_DATASETS = {"root/nixos": "/", "root/home": "/home", "root/nix": "/nix"}

@@ -19,8 +19,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from fleet_sdk.disko.layout import DiskLayout, DiskoError, Problem
+from fleet_sdk.disko.layout import DiskLayout
 from fleet_sdk.disko.model import Gpt, GptPartition
+from fleet_sdk.errors import PartitionFailedError, PartitionPlanError, Problem
 
 SECTOR = 512
 DEFAULT_ALIGNMENT = 2048
@@ -204,18 +205,6 @@ def plan_gpt(gpt: Gpt, parent_type: str, parent_name: str, disk_bytes: int) -> l
         table.used.append((start, end))
         planned.append(PlannedPartition(number, spec.name, spec.label, spec.type_code, start, end))
     return planned
-
-
-class PartitionPlanError(DiskoError):
-    """The table cannot be made: a partition does not fit or the disk has no such table."""
-
-
-class PartitionFailedError(Exception):
-    """One partition that sgdisk would refuse (key of the partition, reason)."""
-
-    def __init__(self, key: str, reason: str) -> None:
-        super().__init__(reason)
-        self.key, self.reason = key, reason
 
 
 def partition_plan(layout: DiskLayout, disk_name: str, disk_bytes: int) -> list[PlannedPartition]:

@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fleet_sdk.disko.layout import BootMode, DiskLayout, DiskoError
+from fleet_sdk.disko.layout import BootMode, DiskLayout
+from fleet_sdk.errors import DiskoError
 
 if TYPE_CHECKING:
     from fleet_sdk.spec import Machine

@@ -1,17 +1,32 @@
-"""The Fleet component: one machine component per machine, the clouds' shared resources beside them."""
+"""The Fleet component: one machine component per machine, the clouds' shared resources beside them.
+
+Components are written as data-safe-haven writes them: `XComponent(name, XArgs, opts)` with a frozen
+dataclass of inputs, children made with `ResourceOptions.merge(opts, ResourceOptions(parent=self))`,
+and `register_outputs` last. Clouds are plug-ins (fleet_sdk.graph.clouds), found by host kind.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import pulumi
 
-from fleet_sdk.errors import FleetError
+from fleet_sdk.errors import DeployKeyMissingError, FleetError
+from fleet_sdk.graph.clouds import Cloud, CloudArgs, check_plugins, plugin_for
+from fleet_sdk.graph.clouds import gcp as _gcp  # noqa: F401 (registers the built-in clouds)
+from fleet_sdk.graph.clouds import hetzner as _hetzner  # noqa: F401
 from fleet_sdk.sops import credentials as cloudsecrets
-from fleet_sdk.spec import Fleet, GcpHost, HetznerHost, Machine
+from fleet_sdk.spec import Fleet, Machine
 from fleet_sdk.stack.settings import SECRET_PLACEHOLDER, StackSettings
 from fleet_sdk.vars import deploykey
+
+if TYPE_CHECKING:
+    from pulumi_command import local
+
+    from fleet_sdk.graph.clouds.cloudflare import CloudflareZone
+    from fleet_sdk.graph.zerotier import ZeroTierNetwork
 
 
 def settings_from_pulumi_config(project_dir: Path | None = None) -> StackSettings:
@@ -47,41 +62,67 @@ def _secret(credential: cloudsecrets.Credential) -> pulumi.Output[str]:
     return pulumi.Output.secret(credential.value if credential.value is not None else _unknown_string())
 
 
+class FleetOutputs(TypedDict):
+    """What deploy_fleet returns; the stack program exports each under its key."""
+
+    # name -> {"ipv4", "ipv6"?} of every machine with cloud resources, and {"system", "reboot_required"}
+    # of every machine the graph deploys
+    machines: dict[str, dict[str, Any]]
+    zerotier: NotRequired[dict[str, dict[str, Any]]]  # instance -> {"network_id", "members"}; absent without
+
+
+@dataclass(frozen=True)
+class MachineArgs:
+    fleet: Fleet
+    machine: Machine
+    settings: StackSettings
+
+
 class MachineComponent(pulumi.ComponentResource):
-    """One machine (`fleet:index:Machine`); its vars step and cloud resources are its children."""
+    """One machine (`fleet:index:Machine`, composite); its vars step and cloud resources are its children.
+
+    Made in two steps: the component and its vars step, then (`provision`, once the clouds' shared
+    components exist, which may need a machine's vars step for the deploy key) its server."""
 
     # No class-level annotations: Pulumi reads a resource class's annotations (get_type_hints,
     # uncached) at every registration, which cost a tenth of the plan.
-    def __init__(self, fleet: Fleet, machine: Machine, settings: StackSettings, opts: pulumi.ResourceOptions) -> None:
-        super().__init__("fleet:index:Machine", machine.name, None, opts)
+    def __init__(self, name: str, args: MachineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("fleet:index:Machine", name, None, opts)
+        self._child = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(parent=self))
         self.ipv4: pulumi.Output[str] | None = None
         self.ipv6: pulumi.Output[str] | None = None
         self.server: pulumi.CustomResource | None = None
-        self.machine = machine
-        self.vars = None
-        generators = fleet.generators_of(machine)
+        self.dns_records: list[Any] = []
+        self.machine = machine = args.machine
+        self.vars: local.Command | None = None
+        self.deploy: local.Command | None = None  # the deploy step (graph.deploy), for machines with deploy settings
+        self.deployed: dict[str, pulumi.Output[Any]] = {}  # its outputs: system, reboot_required
+        generators = args.fleet.generators_of(machine)
         if generators:
             from fleet_sdk.graph.steps import vars_step
 
-            self.vars = vars_step(machine.name, generators, settings, parent=self)
-        # No register_outputs: its round trip per machine costs a third of the component, and the
-        # addresses already reach the stack output `machines`.
+            self.vars = vars_step(machine.name, generators, args.settings, self._child)
 
-    def provision(self, fleet: Fleet, clouds: Clouds) -> None:
-        """The machine's cloud resources, once the shared ones exist."""
+    def provision(self, fleet: Fleet, clouds: dict[str, Cloud], dns: CloudflareZone | None) -> None:
+        """The machine's cloud resources, by its host's plug-in (its shared component in `clouds`)."""
         host, machine = self.machine.host, self.machine
-        if machine.cloud and isinstance(host, HetznerHost):
-            assert clouds.hetzner is not None
-            self.server = server = clouds.hetzner.server(fleet, machine, host, parent=self)
-            self.ipv4, self.ipv6 = server.ipv4_address, server.ipv6_address
-            if host.dns:
-                assert clouds.dns is not None
+        if machine.cloud and host is not None:
+            plugin = plugin_for(host)
+            assert plugin is not None  # check_plugins refused the fleet before
+            server = clouds[plugin.kind].server(fleet, machine, self._child)
+            self.server, self.ipv4, self.ipv6 = server.resource, server.ipv4, server.ipv6
+            if host.dns_records:
+                assert dns is not None
                 # children of the machine: disabling it removes its records with its server
-                clouds.dns.records(machine.name, server.ipv4_address, server.ipv6_address, parent=self)
-        elif machine.cloud and isinstance(host, GcpHost):
-            assert clouds.gcp is not None
-            self.server = instance = clouds.gcp.instance(fleet, machine, host, parent=self)
-            self.ipv4 = instance.network_interfaces.apply(_nat_ip)
+                self.dns_records = dns.records(machine.name, server.ipv4, server.ipv6, parent=self)
+        # No register_outputs, the one component without: its round trip per machine (a task and a
+        # thread hop under mocks) cost a tenth to a fifth of bench/plan.py's bare-Pulumi floor at
+        # 100-300 machines, and the addresses already reach the Fleet's outputs and `machines`.
+
+    @property
+    def child_options(self) -> pulumi.ResourceOptions:
+        """Options of the machine's children: parented to it."""
+        return self._child
 
     def addresses(self) -> dict[str, Any]:
         out: dict[str, Any] = {"ipv4": self.ipv4}
@@ -89,61 +130,32 @@ class MachineComponent(pulumi.ComponentResource):
             out["ipv6"] = self.ipv6
         return out
 
-
-def _nat_ip(nics: Any) -> str | None:
-    for nic in nics or []:
-        for ac in (nic.get("access_configs") if isinstance(nic, dict) else nic.access_configs) or []:
-            ip = ac.get("nat_ip") if isinstance(ac, dict) else ac.nat_ip
-            if ip:
-                return str(ip)
-    return None
+    def outputs(self) -> dict[str, Any]:
+        """Its public addresses when it has cloud resources, and what its deploy step reported."""
+        return {**(self.addresses() if self.machine.cloud else {}), **self.deployed}
 
 
-class Clouds:
-    """The shared per-cloud components, created only for clouds the enabled machines use.
+@dataclass(frozen=True)
+class FleetArgs:
+    fleet: Fleet
+    settings: StackSettings
+
+
+class FleetComponent(pulumi.ComponentResource):
+    """The whole fleet (`fleet:index:Fleet`, composite): its machines, the shared components of the
+    clouds its enabled machines use, its ZeroTier networks. Named after the fleet by deploy_fleet.
 
     A cloud whose credential names a clan secret gets an explicit provider with it; otherwise its
     resources use Pulumi's default provider (hcloud:token, GOOGLE_CREDENTIALS, cloudflare:apiToken)."""
 
-    def __init__(
-        self,
-        fleet: Fleet,
-        public_key: pulumi.Input[str],
-        settings: StackSettings,
-        credentials: dict[str, cloudsecrets.Credential],
-        parent: pulumi.Resource,
-    ) -> None:
-        opts = pulumi.ResourceOptions(parent=parent)
-        used = cloudsecrets.clouds_of(fleet)
-        secrets = {cloud: _secret(c) for cloud, c in credentials.items()}
-        self.hetzner = None
-        if "hetzner" in used:
-            from fleet_sdk.graph.clouds.hetzner import HetznerCloud
-
-            self.hetzner = HetznerCloud(fleet, public_key, secrets.get("hetzner"), opts)
-        self.gcp = None
-        if "gcp" in used:
-            from fleet_sdk.graph.clouds.gcp import GcpCloud
-
-            self.gcp = GcpCloud(fleet, public_key, secrets.get("gcp"), opts)
-        self.dns = None
-        if "cloudflare" in used:
-            from fleet_sdk.graph.clouds.cloudflare import CloudflareZone
-
-            assert settings.cloudflare_zone is not None  # settings.check refused it before
-            self.dns = CloudflareZone(settings.cloudflare_zone, secrets.get("cloudflare"), opts)
-
-
-class FleetComponent(pulumi.ComponentResource):
-    """The whole fleet (`fleet:index:Fleet`)."""
-
-    def __init__(self, fleet: Fleet, settings: StackSettings, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, args: FleetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        fleet, settings = args.fleet, args.settings
         # Check everything that can be known before registering anything.
         self.notes: list[str] = []
         settings.check(fleet)
-        credentials = cloudsecrets.credentials(
-            settings, cloudsecrets.clouds_of(fleet), dry_run=pulumi.runtime.is_dry_run()
-        )
+        check_plugins(fleet)
+        used = cloudsecrets.clouds_of(fleet)
+        credentials = cloudsecrets.credentials(settings, used, dry_run=pulumi.runtime.is_dry_run())
         for credential in credentials.values():
             if credential.note:
                 self.notes.append(credential.note)
@@ -154,13 +166,15 @@ class FleetComponent(pulumi.ComponentResource):
             found = deploykey.read_public_key(settings.repo)
             if found is None:
                 if not pulumi.runtime.is_dry_run():
-                    raise deploykey.DeployKeyMissingError(deploykey.missing_message(settings.repo))
+                    raise DeployKeyMissingError(deploykey.missing_message(settings.repo))
                 self.notes.append(deploykey.missing_message(settings.repo))
                 pulumi.log.warn(self.notes[-1])
-        super().__init__("fleet:index:Fleet", fleet.name, None, opts)
+        super().__init__("fleet:index:Fleet", name, None, opts)
         self.fleet = fleet
-        child = pulumi.ResourceOptions(parent=self)
-        self.machines = {m.name: MachineComponent(fleet, m, settings, child) for m in fleet.machines}
+        child = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(parent=self))
+        self.machines = {
+            m.name: MachineComponent(m.name, MachineArgs(fleet, m, settings), child) for m in fleet.machines
+        }
         public_key: pulumi.Input[str]
         if key_owner is not None:
             # the deploy key comes out of the vars step, so a first `pulumi up` generates it first
@@ -171,17 +185,47 @@ class FleetComponent(pulumi.ComponentResource):
             public_key = public_value(step.stdout, key_owner, DEPLOY_KEY_VAR)
         else:
             public_key = found if found is not None else _unknown_string()
-        self.clouds = Clouds(fleet, public_key, settings, credentials, parent=self)
+        secrets = {cloud: _secret(c) for cloud, c in credentials.items()}
+        self.clouds = _clouds(name, fleet, public_key, secrets, child)
+        self.dns: CloudflareZone | None = None
+        if "cloudflare" in used:
+            from fleet_sdk.graph.clouds.cloudflare import CloudflareZone, CloudflareZoneArgs
+
+            zone = settings.cloudflare_zone
+            assert zone is not None  # settings.check refused it before
+            self.dns = CloudflareZone(zone, CloudflareZoneArgs(zone, secrets.get("cloudflare")), child)
         for component in self.machines.values():
-            component.provision(fleet, self.clouds)
+            component.provision(fleet, self.clouds, self.dns)
+        from fleet_sdk.graph.deploy import deploy_steps
+
+        deploy_steps(fleet, self.machines, settings)
         from fleet_sdk.graph.zerotier import networks
 
-        self.zerotier = networks(fleet, self.machines, settings, parent=self)
-        self.register_outputs({})
+        self.zerotier: dict[str, ZeroTierNetwork] = networks(fleet, self.machines, settings, child)
+        self.outputs: FleetOutputs = {"machines": self.machine_outputs()}
+        if self.zerotier:
+            self.outputs["zerotier"] = {instance: net.outputs() for instance, net in self.zerotier.items()}
+        self.register_outputs(dict(self.outputs))
 
-    def addresses(self) -> dict[str, dict[str, Any]]:
-        """Public addresses of every machine with cloud resources."""
-        return {name: c.addresses() for name, c in self.machines.items() if c.machine.cloud}
+    def machine_outputs(self) -> dict[str, dict[str, Any]]:
+        """Public addresses of every machine with cloud resources, deploy results of every deployed one."""
+        return {name: c.outputs() for name, c in self.machines.items() if c.machine.cloud or c.deploy is not None}
+
+
+def _clouds(
+    name: str,
+    fleet: Fleet,
+    public_key: pulumi.Input[str],
+    secrets: dict[str, pulumi.Output[str]],
+    opts: pulumi.ResourceOptions,
+) -> dict[str, Cloud]:
+    """The shared component of each cloud the enabled machines use, in the order they first appear."""
+    clouds: dict[str, Cloud] = {}
+    for m in fleet.machines:
+        plugin = plugin_for(m.host) if m.cloud and m.host is not None else None
+        if plugin is not None and plugin.kind not in clouds:
+            clouds[plugin.kind] = plugin.component(name, CloudArgs(fleet, public_key, secrets.get(plugin.kind)), opts)
+    return clouds
 
 
 def _deploy_key_owner(fleet: Fleet) -> str | None:
@@ -191,19 +235,26 @@ def _deploy_key_owner(fleet: Fleet) -> str | None:
     return declaring[0].name if declaring else None
 
 
-def deploy_fleet(fleet: Fleet, settings: StackSettings | None = None) -> FleetComponent:
-    """Materialise `fleet` in the running Pulumi program and export each machine's addresses."""
+def deploy_fleet(fleet: Fleet, settings: StackSettings | None = None) -> FleetOutputs:
+    """Materialise `fleet` in the running Pulumi program and return its outputs: each machine's
+    addresses and deploy results (`machines`) and its ZeroTier networks (`zerotier`, when it has any).
+
+    Nothing is exported: the program does that (`run_program` under these names), so a program can
+    rename them or deploy two fleets side by side."""
     if settings is None:
         settings = settings_from_pulumi_config()
-    component = FleetComponent(fleet, settings)
-    pulumi.export("machines", component.addresses())
-    if component.zerotier:
-        pulumi.export("zerotier", {name: net.outputs() for name, net in component.zerotier.items()})
-    return component
+    return FleetComponent(fleet.name, FleetArgs(fleet, settings)).outputs
+
+
+def export_outputs(outputs: FleetOutputs) -> None:
+    """Export a fleet's outputs as stack outputs under their own names (`machines`, `zerotier`)."""
+    for name, value in outputs.items():
+        pulumi.export(name, value)
 
 
 def run_program(project_dir: Path) -> None:
-    """The body of a project's __main__.py: load stacks/<stack>.py and deploy its fleet.
+    """The body of a project's __main__.py: load stacks/<stack>.py, deploy its fleet and export its
+    outputs (`machines`, `zerotier`).
 
     A FleetError becomes a pulumi.RunError, which Pulumi prints without a traceback.
     """
@@ -211,6 +262,6 @@ def run_program(project_dir: Path) -> None:
 
     try:
         settings = settings_from_pulumi_config(project_dir)
-        deploy_fleet(load_fleet(project_dir, pulumi.get_stack(), settings), settings)
+        export_outputs(deploy_fleet(load_fleet(project_dir, pulumi.get_stack(), settings), settings))
     except FleetError as e:
         raise pulumi.RunError(str(e)) from None

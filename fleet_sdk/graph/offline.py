@@ -2,7 +2,7 @@
 
 `recorded_graph(program)` runs a Pulumi program in-process, without the Pulumi CLI, an engine or
 credentials, and returns what it registered: type, name, URN, parent, dependencies, inputs and
-options. Mocks are installed per call, so each test gets its own runtime state.
+options, and the stack outputs. Mocks are installed per call, so each test gets its own runtime state.
 """
 
 from __future__ import annotations
@@ -277,7 +277,8 @@ def recorded_graph(
     config: Mapping[str, str] | None = None,
     mocks: FleetMocks | None = None,
 ) -> RecordedGraph:
-    """Run `program` under mocks and return every resource it registered.
+    """Run `program` under mocks and return every resource it registered, and its stack outputs:
+    what it exports, and the mapping it returns (e.g. `lambda: deploy_fleet(fleet, settings)`).
 
     `config` holds `namespace:key` -> string values, as `pulumi config` would hand them over.
     Exceptions raised by the program propagate unchanged.
@@ -308,7 +309,12 @@ def _record(
     exported: dict[str, Any] = {}
 
     async def body() -> None:
-        program()
+        returned = program()
+        if isinstance(returned, Mapping):
+            # a program may return its outputs rather than export them, as a Node.js inline program
+            # does; deploy_fleet's result is such a mapping, recorded as run_program exports it
+            for name, value in returned.items():
+                pulumi.export(str(name), value)
         root = pulumi_settings.get_root_resource()
         exported.update(await _resolve(getattr(root, "outputs", {})))
 

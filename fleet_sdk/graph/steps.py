@@ -32,6 +32,16 @@ def fleet_command(args: list[str]) -> str:
     return f'"$FLEET_PYTHON" -m fleet_sdk {fixed} --repo "$FLEET_REPO" --project "$FLEET_PROJECT"'
 
 
+def with_target_host(command: str, target: pulumi.Input[str] | None) -> pulumi.Input[str]:
+    """`command` with `--target-host TARGET` (shell-quoted) once the target is known; as it is when
+    there is none or it comes out empty."""
+    if target is None:
+        return command
+    return pulumi.Output.from_input(target).apply(
+        lambda host: f"{command} --target-host {shlex.quote(host)}" if host else command
+    )
+
+
 def step_environment(settings: StackSettings) -> dict[str, str]:
     return {
         "FLEET_PYTHON": sys.executable,
@@ -41,10 +51,11 @@ def step_environment(settings: StackSettings) -> dict[str, str]:
 
 
 def vars_step(
-    machine: str, generators: list[Generator], settings: StackSettings, parent: pulumi.Resource
+    machine: str, generators: list[Generator], settings: StackSettings, opts: pulumi.ResourceOptions
 ) -> local.Command:
     """`fleet vars generate <m> --json`: generates what is missing and prints the machine's public
-    values; re-runs when the machine's generator declarations (`fleet.generators_of`) change."""
+    values; re-runs when the machine's generator declarations (`fleet.generators_of`) change.
+    `opts`: the machine component's child options."""
     declarations = [g.definition() | {"name": g.name} for g in generators]
     return local.Command(
         f"{machine}-vars",
@@ -52,7 +63,7 @@ def vars_step(
         environment=step_environment(settings),
         triggers=[content_hash(declarations)],
         add_previous_output_in_env=False,
-        opts=pulumi.ResourceOptions(parent=parent, ignore_changes=["environment"]),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(ignore_changes=["environment"])),
     )
 
 

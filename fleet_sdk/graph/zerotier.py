@@ -4,13 +4,13 @@ admitted on the controller in the same run (clan admits them only on the control
 from __future__ import annotations
 
 import functools
-import shlex
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pulumi
 from pulumi_command import local
 
-from fleet_sdk.graph.steps import content_hash, fleet_command, public_value, step_environment
+from fleet_sdk.graph.steps import content_hash, fleet_command, public_value, step_environment, with_target_host
 from fleet_sdk.spec import Fleet, ServiceInstance
 from fleet_sdk.stack.settings import StackSettings
 from fleet_sdk.zerotier import service
@@ -24,31 +24,35 @@ def _value(stdout: pulumi.Output[str], machine: str, var: str) -> pulumi.Output[
     return public_value(stdout, machine, var, required=False)
 
 
-class ZeroTierNetwork(pulumi.ComponentResource):
-    """`fleet:zerotier:Network`: one instance's admissions and its controller step."""
+@dataclass(frozen=True)
+class ZeroTierNetworkArgs:
+    fleet: Fleet
+    instance: ServiceInstance  # a zerotier instance the spec checked (one controller)
+    machines: dict[str, MachineComponent]  # the fleet's machine components, whose vars steps it reads
+    settings: StackSettings
 
-    def __init__(
-        self,
-        fleet: Fleet,
-        instance: ServiceInstance,
-        machines: dict[str, MachineComponent],
-        settings: StackSettings,
-        opts: pulumi.ResourceOptions,
-    ) -> None:
-        super().__init__("fleet:zerotier:Network", instance.name, None, opts)
-        name = instance.name
-        controller = fleet.members(name, "controller")[0]
+
+class ZeroTierNetwork(pulumi.ComponentResource):
+    """`fleet:zerotier:Network` (composite): one instance's admissions and its controller step. Named
+    after the instance."""
+
+    def __init__(self, name: str, args: ZeroTierNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("fleet:zerotier:Network", name, None, opts)
+        fleet, instance, machines, settings = args.fleet, args.instance, args.machines, args.settings
+        child = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(parent=self))
+        net = instance.name
+        controller = fleet.members(net, "controller")[0]
         members = service.members(fleet, instance)
         external_members = service.external_members(instance)
         external = list(external_members)
         ctrl = machines[controller]
         assert ctrl.vars is not None  # every member declares the zerotier generators
-        self.network_id = _value(ctrl.vars.stdout, controller, f"zerotier-network-{name}/network-id")
+        self.network_id = _value(ctrl.vars.stdout, controller, f"zerotier-network-{net}/network-id")
         addresses: dict[str, Any] = {}
         for m in members:
             step = machines[m].vars
             assert step is not None
-            addresses[m] = _value(step.stdout, m, f"zerotier-ip-{m}-{name}/ip")
+            addresses[m] = _value(step.stdout, m, f"zerotier-ip-{m}-{net}/ip")
         for member, ip in external_members.items():
             # given by address: that address; given by id: its address in the network
             addresses[member] = ip if ip else self.network_id.apply(functools.partial(_external_ip, member=member))
@@ -68,44 +72,35 @@ class ZeroTierNetwork(pulumi.ComponentResource):
         self.admissions = {}
         for member in [m for m in members if m != controller] + external:
             member_step = machines[member].vars if member in machines else None
-            args = ["zerotier", "admit", name, member, "--stack", pulumi.get_stack()]
+            argv = ["zerotier", "admit", net, member, "--stack", pulumi.get_stack()]
             self.admissions[member] = local.Command(
                 f"{name}-admit-{member}",
-                create=_with_target(fleet_command(args), target),
+                create=with_target_host(fleet_command(argv), target),
                 environment=env,
-                triggers=[content_hash([name, member])],
+                triggers=[content_hash([net, member])],
                 add_previous_output_in_env=False,
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    depends_on=[*controller_deps, *([member_step] if member_step else [])],
-                    ignore_changes=["environment"],
-                ),
+                opts=_step_options(child, [*controller_deps, *([member_step] if member_step else [])]),
             )
         # The controller's configuration: every member authorised at once, re-run whenever the
         # member list changes (so a new member also lands in the controller's own state).
         self.controller_config = local.Command(
             f"{name}-controller",
-            create=_with_target(fleet_command(["zerotier", "admit", name, "--stack", pulumi.get_stack()]), target),
+            create=with_target_host(fleet_command(["zerotier", "admit", net, "--stack", pulumi.get_stack()]), target),
             environment=env,
             triggers=[content_hash(sorted(members + external))],
             add_previous_output_in_env=False,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                depends_on=[*controller_deps, *self.admissions.values()],
-                ignore_changes=["environment"],
-            ),
+            opts=_step_options(child, [*controller_deps, *self.admissions.values()]),
         )
-        self.register_outputs({"network_id": self.network_id})
+        self.register_outputs(self.outputs())
 
     def outputs(self) -> dict[str, Any]:
         return {"network_id": self.network_id, "members": self.addresses}
 
 
-def _with_target(command: str, target: pulumi.Input[str] | None) -> pulumi.Input[str]:
-    if target is None:
-        return command
-    return pulumi.Output.from_input(target).apply(
-        lambda host: f"{command} --target-host {shlex.quote(host)}" if host else command
+def _step_options(child: pulumi.ResourceOptions, depends_on: list[pulumi.Resource]) -> pulumi.ResourceOptions:
+    # paths travel in the environment, which diffs ignore (graph.steps)
+    return pulumi.ResourceOptions.merge(
+        child, pulumi.ResourceOptions(depends_on=depends_on, ignore_changes=["environment"])
     )
 
 
@@ -116,11 +111,11 @@ def _external_ip(nwid: str | None, *, member: str) -> str | None:
 
 
 def networks(
-    fleet: Fleet, machines: dict[str, MachineComponent], settings: StackSettings, parent: pulumi.Resource
+    fleet: Fleet, machines: dict[str, MachineComponent], settings: StackSettings, opts: pulumi.ResourceOptions
 ) -> dict[str, ZeroTierNetwork]:
-    opts = pulumi.ResourceOptions(parent=parent)
+    """A network component per zerotier instance of the fleet, made with `opts` (the fleet's child options)."""
     return {
-        inst.name: ZeroTierNetwork(fleet, inst, machines, settings, opts)
+        inst.name: ZeroTierNetwork(inst.name, ZeroTierNetworkArgs(fleet, inst, machines, settings), opts)
         for inst in fleet.instances
         if service.is_zerotier(inst)
     }

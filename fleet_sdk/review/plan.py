@@ -1,20 +1,25 @@
 """`fleet plan`: the stack program under the mock runtime, as one stable document.
 
-The document (DESIGN §5) has sorted keys and no timestamps, so two plans diff cleanly in review.
+The document (DESIGN §5) has sorted keys and no timestamps, so two plans diff cleanly in review. Each
+machine's `system` is what the closure probe (fleet_sdk.deploy.probe) finds for the machines
+`fleet machine deploy` deploys: {drvPath, outPath}, or {unknown: reason}.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleet_sdk.deploy.probe import Probed, Unknown, probe_stack
 from fleet_sdk.disko import rendered
-from fleet_sdk.errors import SpecError
+from fleet_sdk.errors import DuplicateUrnError, SpecError
 from fleet_sdk.graph.offline import RecordedGraph, recorded_graph
 from fleet_sdk.spec import Fleet
-from fleet_sdk.stack.settings import load_stack
+from fleet_sdk.stack.settings import StackSettings, load_stack
+from fleet_sdk.tools.runner import LOCAL, Runner
 
 MACHINE_TYPE = "fleet:index:Machine"
 
@@ -45,7 +50,18 @@ def machine_of(graph: RecordedGraph) -> dict[str, str | None]:
     return owner
 
 
-def plan_document(fleet: Fleet, graph: RecordedGraph) -> dict[str, Any]:
+def machine_systems(fleet: Fleet, settings: StackSettings, runner: Runner = LOCAL) -> dict[str, Probed]:
+    """Each machine's system: probed (all at once) for those `fleet machine deploy` deploys, enabled
+    and with a target host; for the others, why not."""
+    deployed = {m.name: m.machine_class for m in fleet.machines if m.enabled and m.target_host}
+    found = probe_stack(runner, settings, deployed)
+    for m in fleet.machines:
+        if m.name not in found:
+            found[m.name] = Unknown(m.name, "not deployed: " + ("disabled" if not m.enabled else "no target_host"))
+    return {m.name: found[m.name] for m in fleet.machines}
+
+
+def plan_document(fleet: Fleet, graph: RecordedGraph, systems: Mapping[str, Probed] | None = None) -> dict[str, Any]:
     owner = machine_of(graph)
     machines = {
         m.name: {
@@ -55,6 +71,7 @@ def plan_document(fleet: Fleet, graph: RecordedGraph) -> dict[str, Any]:
             "target_host": str(m.target) if m.target else None,
             "resources": sorted(urn for urn, name in owner.items() if name == m.name),
         }
+        | ({"system": systems[m.name].to_json()} if systems is not None else {})
         for m in fleet.machines
     }
     resources = [
@@ -79,8 +96,11 @@ def plan_document(fleet: Fleet, graph: RecordedGraph) -> dict[str, Any]:
     }
 
 
-def make_plan(project_dir: Path, stack: str, overrides: list[str] | None = None, repo: Path | None = None) -> Plan:
-    """Load the stack's config and program and record what `pulumi preview` would register."""
+def make_plan(
+    project_dir: Path, stack: str, overrides: list[str] | None = None, repo: Path | None = None, runner: Runner = LOCAL
+) -> Plan:
+    """Load the stack's config and program, record what `pulumi preview` would register and probe
+    the machines' systems (`runner` runs nix)."""
     from fleet_sdk.graph import deploy_fleet
 
     # refuses bad input before any registration, the disk layouts the install would read included
@@ -96,9 +116,9 @@ def make_plan(project_dir: Path, stack: str, overrides: list[str] | None = None,
     )
     if graph.duplicate_urns:
         # the engine would refuse these; mocks accept them silently
-        raise AssertionError(f"URNs registered twice: {', '.join(graph.duplicate_urns)}")
+        raise DuplicateUrnError(graph.duplicate_urns)
     warnings = [message for severity, message in graph.log if severity in ("warning", "error")]
-    return Plan(fleet, plan_document(fleet, graph), warnings)
+    return Plan(fleet, plan_document(fleet, graph, machine_systems(fleet, settings, runner)), warnings)
 
 
 def _short(urn: str) -> str:
@@ -131,6 +151,10 @@ def render_text(plan: Plan) -> str:
         target = f"  deploy: {entry['target_host']}" if entry["target_host"] else ""
         lines.append("")
         lines.append(f"{m.name}  {m.machine_class}  {where}{state}{target}  tags: {' '.join(entry['tags']) or '-'}")
+        if system := entry.get("system"):
+            lines.append(
+                f"  system unknown: {system['unknown']}" if "unknown" in system else f"  system {system['outPath']}"
+            )
         block(entry["resources"])
     shared = [r["urn"] for r in doc["resources"] if r["machine"] is None]
     if shared:

@@ -4,9 +4,7 @@ document = encrypt(b"hunter2", ["age1…", "ssh-ed25519 AAAA…"])
 decrypt(document, ["AGE-SECRET-KEY-1…"]) == b"hunter2"   # MAC verified
 """
 
-from fleet_sdk.sops.age import default_key_file, generate, operator_identities, public_key
-from fleet_sdk.sops.document import decrypt, encrypt, recipients, rekey
-from fleet_sdk.sops.errors import (
+from fleet_sdk.errors import (
     BrokenMemberError,
     EmptySecretError,
     MacMismatchError,
@@ -17,6 +15,8 @@ from fleet_sdk.sops.errors import (
     TamperedError,
     UnknownRecipientError,
 )
+from fleet_sdk.sops.age import default_key_file, generate, operator_identities, public_key
+from fleet_sdk.sops.document import decrypt, encrypt, recipients, rekey
 
 __all__ = [
     "BrokenMemberError",

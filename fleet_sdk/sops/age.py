@@ -10,7 +10,7 @@ from typing import Any
 
 import pyrage
 
-from fleet_sdk.sops.errors import NoAdminKeyError, UnknownRecipientError
+from fleet_sdk.errors import NoAdminKeyError, UnknownRecipientError
 
 Recipient = Any  # pyrage.x25519.Recipient | pyrage.ssh.Recipient
 Identity = Any  # pyrage.x25519.Identity | pyrage.ssh.Identity

@@ -20,33 +20,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet_sdk.errors import ConfigError
+from fleet_sdk.errors import (
+    CloudSecretError,
+    NoMatchingKeyError,
+    SecretLockedError,
+    SecretNameError,
+    SecretNotFoundError,
+    SopsError,
+)
 from fleet_sdk.sops import age
 from fleet_sdk.sops.document import decrypt
-from fleet_sdk.sops.errors import NoMatchingKeyError, SopsError
 from fleet_sdk.sops.tree import SopsTree
-from fleet_sdk.spec import Fleet, GcpHost, HetznerHost
+from fleet_sdk.spec import Fleet
 from fleet_sdk.stack.settings import CREDENTIAL_KEYS, StackSettings
 
 # clan's rule for secret names (clan.md §3.1), minus names starting with '.' ('.', '..', hidden folders)
 SECRET_NAME = re.compile(r"^[a-zA-Z0-9_-][a-zA-Z0-9._-]*$")
 _LISTED = 20  # names shown when a secret is not found
-
-
-class CloudSecretError(ConfigError):
-    """A provider credential named in stack config that cannot be used; names the key and the secret."""
-
-
-class SecretNameError(CloudSecretError):
-    """The configured value cannot name a clan secret."""
-
-
-class SecretNotFoundError(CloudSecretError):
-    """No sops/secrets/<name>/secret in the fleet repository."""
-
-
-class SecretLockedError(CloudSecretError):
-    """The secret exists, but none of the operator's age keys opens it."""
 
 
 @dataclass(frozen=True)
@@ -145,13 +135,12 @@ def _elsewhere_note(repo: Path, key: str, name: str) -> str:
 
 
 def clouds_of(fleet: Fleet) -> set[str]:
-    """The clouds (CREDENTIAL_KEYS) the fleet's enabled machines use: their credentials are needed."""
+    """The clouds the fleet's enabled machines use, by host kind, and cloudflare for their DNS
+    records: their credentials (CREDENTIAL_KEYS, none for a plug-in's) are needed."""
     clouds: set[str] = set()
     for m in fleet.machines:
-        if m.cloud and isinstance(m.host, HetznerHost):
-            clouds |= {"hetzner", "cloudflare"} if m.host.dns else {"hetzner"}
-        elif m.cloud and isinstance(m.host, GcpHost):
-            clouds.add("gcp")
+        if m.cloud and m.host is not None:
+            clouds |= {m.host.kind, "cloudflare"} if m.host.dns_records else {m.host.kind}
     return clouds
 
 

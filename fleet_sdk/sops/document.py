@@ -19,8 +19,7 @@ import pyrage
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from fleet_sdk.sops.age import parse_identities, parse_recipient
-from fleet_sdk.sops.errors import (
+from fleet_sdk.errors import (
     EmptySecretError,
     MacMismatchError,
     NoMatchingKeyError,
@@ -28,6 +27,7 @@ from fleet_sdk.sops.errors import (
     SopsError,
     TamperedError,
 )
+from fleet_sdk.sops.age import parse_identities, parse_recipient
 
 VERSION = "3.13.1"  # the sops release whose output layout we write
 DATA_AAD = b"data:"  # the tree path of the binary store's single value, plus ':'

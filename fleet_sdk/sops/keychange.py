@@ -13,13 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet_sdk.errors import FleetError
+from fleet_sdk.errors import MachineKeyChangedError
 from fleet_sdk.sops.document import recipients
 from fleet_sdk.sops.tree import SopsTree, secret_dirs
-
-
-class MachineKeyChangedError(FleetError):
-    """A machine's key.json no longer holds the key its secrets are encrypted to."""
 
 
 @dataclass(frozen=True)

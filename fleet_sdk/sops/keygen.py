@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fleet_sdk.errors import NoAdminKeyError, SopsError
 from fleet_sdk.fs import atomic as fsutil
 from fleet_sdk.sops import age
-from fleet_sdk.sops.errors import NoAdminKeyError, SopsError
 from fleet_sdk.sops.tree import USER_NAME, KeyEntry, SopsTree, rekey_all
 from fleet_sdk.tools import git
+from fleet_sdk.tools.runner import LOCAL, Runner
 from fleet_sdk.vars.lock import repository_lock
 
 
@@ -30,8 +31,11 @@ class KeygenResult:
     stuck: list[Path] = field(default_factory=list)  # secrets linking the user that this key cannot open
 
 
-def keygen(repo: Path, user: str | None = None, env: Mapping[str, str] | None = None) -> KeygenResult:
+def keygen(
+    repo: Path, user: str | None = None, env: Mapping[str, str] | None = None, runner: Runner | None = None
+) -> KeygenResult:
     """Reuse the operator's age key (or create one in the key file) and register it as `user`."""
+    runner = LOCAL if runner is None else runner
     env = os.environ if env is None else env
     name = user or env.get("USER") or "admin"
     if not USER_NAME.match(name):
@@ -55,5 +59,5 @@ def keygen(repo: Path, user: str | None = None, env: Mapping[str, str] | None = 
         existing = tree.keys_of("users", name) if key_json.is_file() else []
         wrote = tree.write_keys("users", name, [KeyEntry(k) for k in existing] + [KeyEntry(public)])
         rekeyed, stuck = rekey_all(tree, identities) if wrote else ([], [])
-        git.add(repo, [key_json, *rekeyed])
+        git.add(runner, repo, [key_json, *rekeyed])
     return KeygenResult(name, public, key_file, created, wrote, rekeyed, stuck)

@@ -19,10 +19,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from fleet_sdk.errors import BrokenMemberError, NoAdminKeyError, NoMatchingKeyError, SopsError
 from fleet_sdk.fs import atomic as fsutil
 from fleet_sdk.sops import age
 from fleet_sdk.sops.document import encrypt, recipients, rekey
-from fleet_sdk.sops.errors import BrokenMemberError, NoAdminKeyError, NoMatchingKeyError, SopsError
 
 USER_NAME = re.compile(r"^[a-z_]([a-z0-9_-]{0,31})?$")
 SECRET_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
@@ -242,6 +242,13 @@ class SopsTree:
         for kind, names in members.items():
             for name in sorted(set(names)):
                 self.add_member(secret_dir, kind, name)
+
+    def read_secret(self, secret_dir: Path, identities: list[str]) -> bytes:
+        """The plaintext of secret_dir/secret (a clan secret's or a vars file's), its MAC checked."""
+        from fleet_sdk.sops.document import decrypt
+
+        path = secret_dir / "secret"
+        return decrypt(path.read_bytes(), identities, self._where(path))
 
     def rekey(self, secret_dir: Path, identities: list[str]) -> bool:
         """Re-wrap the data key for exactly the recipients the links name. True if it changed."""

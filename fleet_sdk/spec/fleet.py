@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from fleet_sdk.errors import SpecError
+from fleet_sdk.spec.deploy import deploy_problems
 from fleet_sdk.spec.generators import Generator, find_cycle
 from fleet_sdk.spec.machine import Machine
 from fleet_sdk.spec.names import IDENTIFIER
-from fleet_sdk.spec.services import BUILTIN_ROLES, ServiceInstance
-from fleet_sdk.zerotier import service as zerotier
+from fleet_sdk.spec.services import BUILTIN_ROLES, ServiceInstance, registered_services, service_of
 
 PREDEFINED_TAGS = ("all", "nixos", "darwin")
 
@@ -68,8 +68,9 @@ class Fleet(BaseModel):
                 if role.generators and m.name in self.members(inst.name, role_name):
                     for g in role.generators:
                         found.setdefault(g.name, g)
-            if zerotier.is_zerotier(inst):
-                for g in zerotier.generators(self, inst, m.name):
+            service = service_of(inst)
+            if service is not None:
+                for g in service.generators(self, inst, m.name):
                     found.setdefault(g.name, g)
         return [found[n] for n in sorted(found)]
 
@@ -102,6 +103,7 @@ def _fleet_problems(fleet: Fleet) -> list[str]:
         if m.name in seen:
             problems.append(f"machine {m.name!r}: name: declared twice; machine names must be unique")
         seen.add(m.name)
+    problems += deploy_problems(fleet.machines)
     carried = {t for m in fleet.machines for t in effective_tags(m)}
     instance_names: set[str] = set()
     for inst in fleet.instances:
@@ -129,8 +131,9 @@ def _fleet_problems(fleet: Fleet) -> list[str]:
                     )
     if not problems:
         for inst in fleet.instances:
-            if zerotier.is_zerotier(inst):
-                problems += zerotier.problems(fleet, inst)
+            service = service_of(inst)
+            if service is not None:
+                problems += service.problems(fleet, inst)
     if not problems:
         problems += _generator_problems(fleet)
     return problems
@@ -151,16 +154,12 @@ def _generator_problems(fleet: Fleet) -> list[str]:
                     f"generator {g.name!r}: machines {first[0]!r} and {machine!r} declare this shared generator "
                     "differently (files, prompts, dependencies, validation or script); make them equal"
                 )
+    services = registered_services()
     for machine, generators in per_machine.items():
         own = {g.name: g for g in generators}
         for g in generators:
-            owner = g.name.removeprefix(zerotier.IDENTITY_PREFIX)
-            if owner != g.name and owner != machine:
-                problems.append(
-                    f"machine {machine!r}: generator {g.name!r} is the ZeroTier identity of {owner!r}; declaring it "
-                    f"would give {machine!r} that private key. Remove it from {machine!r}: a dependency on it is "
-                    "resolved as a shared generator without declaring it"
-                )
+            for service in services:
+                problems += service.generator_problems(machine, g)
             for dep in g.dependencies:
                 target = own.get(dep) or (shared[dep][1] if dep in shared else None)
                 if target is None:

@@ -23,7 +23,7 @@ import yaml
 from pydantic import ValidationError
 
 from fleet_sdk.errors import ConfigError, FleetError, SpecError, StackError
-from fleet_sdk.spec import Fleet, HetznerHost
+from fleet_sdk.spec import Fleet
 
 SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 (a placeholder, not a secret)
 
@@ -46,6 +46,7 @@ SDK_KEYS = (
     ALLOW_EMPTY_KEY,
     *CREDENTIAL_KEYS.values(),
     CLOUDFLARE_ZONE_KEY,
+    "fleet:closureProbe",  # read by fleet_sdk.deploy.probe
 )
 _STACK_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -107,7 +108,7 @@ class StackSettings:
 
     def check(self, fleet: Fleet) -> None:
         """Refuse, before anything is registered, a fleet these settings cannot serve."""
-        wanting = [m.name for m in fleet.machines if isinstance(m.host, HetznerHost) and m.host.dns]
+        wanting = [m.name for m in fleet.machines if m.host is not None and m.host.dns_records]
         if wanting and self.cloudflare_zone is None:
             names = ("machine " if len(wanting) == 1 else "machines ") + ", ".join(repr(n) for n in wanting)
             raise ConfigError(

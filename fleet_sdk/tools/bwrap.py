@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from fleet_sdk.tools.runner import CmdResult, run
+from fleet_sdk.tools.runner import CmdResult, Runner
 
 BWRAP = "bwrap"
 
@@ -48,12 +48,18 @@ def argv(workdir: Path, script: str, env: Mapping[str, str]) -> list[str]:
 
 
 def run_script(
-    workdir: Path, script: str, env: Mapping[str, str], timeout: float | None, sandbox: bool, hint: str
+    runner: Runner,
+    workdir: Path,
+    script: str,
+    env: Mapping[str, str],
+    timeout: float | None,
+    sandbox: bool,
+    hint: str,
 ) -> CmdResult:
     """Run `script` with bash, sandboxed unless `sandbox` is False (then in `workdir` with `env`)."""
     if sandbox:
-        return run(argv(workdir, script, env), timeout=timeout, hint=hint)
-    return run(["bash", "-c", script], cwd=workdir, env=dict(env), timeout=timeout, hint=hint)
+        return runner.run(argv(workdir, script, env), timeout=timeout, hint=hint)
+    return runner.run(["bash", "-c", script], cwd=workdir, env=dict(env), timeout=timeout, hint=hint)
 
 
 def tool_dirs(tools: Sequence[str]) -> tuple[list[str], list[str]]:

@@ -19,15 +19,16 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from fleet_sdk.tools.runner import CommandError, run
+from fleet_sdk.errors import CommandError
+from fleet_sdk.tools.runner import Runner
 
 # attributes under which git stores something other than the file's bytes
 _CONVERTING = ("text", "eol", "crlf", "filter", "ident", "working-tree-encoding")
 
 
-def _work_tree(repo: Path) -> tuple[Path, str] | None:
+def _work_tree(runner: Runner, repo: Path) -> tuple[Path, str] | None:
     """(top folder, sha1 or sha256) of the work tree holding `repo`; None when it is in none."""
-    done = run(
+    done = runner.run(
         ["git", "-C", repo, "rev-parse", "--is-inside-work-tree", "--show-toplevel", "--show-object-format"],
         check=False,
     )
@@ -37,44 +38,44 @@ def _work_tree(repo: Path) -> tuple[Path, str] | None:
     return Path(lines[1]), lines[2]
 
 
-def add(repo: Path, paths: Sequence[Path]) -> bool:
+def add(runner: Runner, repo: Path, paths: Sequence[Path]) -> bool:
     """Track `paths` (files, or folders with all they hold) as `git add` would: new and changed
     files staged, entries of files gone from those folders dropped. Nothing to do when `repo` is
     not in a git work tree. True if added."""
-    found = _work_tree(repo) if paths else None
+    found = _work_tree(runner, repo) if paths else None
     if found is None:
         return False
     top, algorithm = found  # index paths are from the top, and `repo` may be a folder below it
     specs = _relative(repo, top, paths)
     files = dict(_tracked_files(top, specs))
-    if not files or _converts(top, list(files)):
-        _git_add(top, specs)
+    if not files or _converts(runner, top, list(files)):
+        _git_add(runner, top, specs)
         return True
-    _import_blobs(top, [data for _, data in files.values()])
+    _import_blobs(runner, top, [data for _, data in files.values()])
     entries = [f"{mode:o} {_blob_id(algorithm, data)}\t{path}".encode() for path, (mode, data) in sorted(files.items())]
-    gone = set(_indexed(top, specs)) - set(files)
+    gone = set(_indexed(runner, top, specs)) - set(files)
     zero = "0" * len(_blob_id(algorithm, b""))
     entries += [f"0 {zero}\t{path}".encode() for path in sorted(gone)]  # mode 0 drops the entry
-    run(["git", "-C", top, "update-index", "-z", "--index-info"], input=b"\0".join(entries) + b"\0")
+    runner.run(["git", "-C", top, "update-index", "-z", "--index-info"], input=b"\0".join(entries) + b"\0")
     return True
 
 
-def untracked(repo: Path, paths: Sequence[str]) -> list[Path]:
+def untracked(runner: Runner, repo: Path, paths: Sequence[str]) -> list[Path]:
     """Files and symlinks at or under `paths` (relative to `repo`) that the index does not hold,
     ignored ones included (`add` would track them). None when `repo` is in no work tree or git is
     not installed: then nothing can be tracked."""
     try:
-        if _work_tree(repo) is None:
+        if _work_tree(runner, repo) is None:
             return []
     except CommandError as e:
         if e.returncode == 127:
             return []
         raise
-    out = run(["git", "--literal-pathspecs", "-C", repo, "ls-files", "-z", "--others", "--", *paths]).stdout
+    out = runner.run(["git", "--literal-pathspecs", "-C", repo, "ls-files", "-z", "--others", "--", *paths]).stdout
     return [repo / os.fsdecode(p) for p in out.split(b"\0") if p]
 
 
-def stale_index_lock(repo: Path, settle: float = 0.0) -> Path | None:
+def stale_index_lock(runner: Runner, repo: Path, settle: float = 0.0) -> Path | None:
     """The index.lock of `repo`'s git directory when a killed git command left it (every later `add`
     would fail on it): it exists and no process has it open, also after `settle` seconds (git closes
     the file just before renaming it into place). Judged on Linux only (/proc); elsewhere None."""
@@ -82,7 +83,7 @@ def stale_index_lock(repo: Path, settle: float = 0.0) -> Path | None:
     if not fds.is_dir():
         return None
     try:
-        done = run(["git", "-C", repo, "rev-parse", "--absolute-git-dir"], check=False)
+        done = runner.run(["git", "-C", repo, "rev-parse", "--absolute-git-dir"], check=False)
     except CommandError:  # git is not installed: nothing of ours can have left the lock
         return None
     if done.returncode != 0:
@@ -133,9 +134,9 @@ def _relative(repo: Path, top: Path, paths: Sequence[Path]) -> list[str]:
     return sorted(specs)
 
 
-def _git_add(repo: Path, specs: list[str]) -> None:
+def _git_add(runner: Runner, repo: Path, specs: list[str]) -> None:
     # on stdin, NUL-separated: hundreds of pathspecs as arguments cost git four times as much
-    run(
+    runner.run(
         ["git", "--literal-pathspecs", "-C", repo, "add", "--force", "--pathspec-from-file=-", "--pathspec-file-nul"],
         input=b"\0".join(s.encode() for s in specs),
     )
@@ -169,13 +170,13 @@ def _entry(path: str) -> tuple[int, bytes] | None:
     return None
 
 
-def _converts(repo: Path, paths: list[str]) -> bool:
+def _converts(runner: Runner, repo: Path, paths: list[str]) -> bool:
     """Whether `git add` would store something other than the files' bytes and modes."""
-    config = run(["git", "-C", repo, "config", "--get-regexp", r"^core\.(autocrlf|filemode)$"], check=False)
+    config = runner.run(["git", "-C", repo, "config", "--get-regexp", r"^core\.(autocrlf|filemode)$"], check=False)
     settings = dict(line.split(" ", 1) for line in config.stdout.decode().lower().splitlines() if " " in line)
     if settings.get("core.autocrlf") in ("true", "input") or settings.get("core.filemode") == "false":
         return True
-    out = run(
+    out = runner.run(
         ["git", "-C", repo, "check-attr", "-z", "--stdin", *_CONVERTING], input=b"\0".join(p.encode() for p in paths)
     ).stdout.split(b"\0")
     return any(value != b"unspecified" for value in out[2::3])  # path, attribute, value, ...
@@ -185,16 +186,16 @@ def _blob_id(algorithm: str, data: bytes) -> str:
     return hashlib.new(algorithm, b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def _import_blobs(repo: Path, blobs: list[bytes]) -> None:
+def _import_blobs(runner: Runner, repo: Path, blobs: list[bytes]) -> None:
     stream = b"".join(b"blob\ndata %d\n%b\n" % (len(data), data) for data in blobs) + b"done\n"
-    run(["git", "-C", repo, "fast-import", "--quiet", "--done"], input=stream)
+    runner.run(["git", "-C", repo, "fast-import", "--quiet", "--done"], input=stream)
 
 
-def _indexed(repo: Path, specs: list[str]) -> list[str]:
+def _indexed(runner: Runner, repo: Path, specs: list[str]) -> list[str]:
     """Index entries at or under the specs (ls-files of their top folders, filtered here: this git
     may not read pathspecs from stdin, and hundreds of them on the command line are slow)."""
     tops = sorted({spec.split("/", 1)[0] for spec in specs})
-    out = run(["git", "--literal-pathspecs", "-C", repo, "ls-files", "-z", "--cached", "--", *tops]).stdout
+    out = runner.run(["git", "--literal-pathspecs", "-C", repo, "ls-files", "-z", "--cached", "--", *tops]).stdout
     wanted = set(specs)
     paths = (p.decode() for p in out.split(b"\0") if p)
     return [p for p in paths if any("/".join(p.split("/")[:i]) in wanted for i in range(1, p.count("/") + 2))]

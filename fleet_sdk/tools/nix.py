@@ -12,20 +12,51 @@ There is no nixpkgs here, so a file that is a function, e.g. `{ lib, ... }: { di
 is called with `args` for the arguments it names; an argument without default that `args` does not
 give gets a stand-in that raises a clear error only if the file actually uses it. A function returning
 a function (a parametrised NixOS module) is called again the same way.
+
+`eval_flake_outputs` evaluates a flake (with the `nix` command, flakes enabled for Debian's Nix 2.8):
+a Nix function applied to all its outputs at once, in one pure `nix eval`; what it reads is the
+flake's own business (its tracked files, its locked inputs), nothing of this machine's environment.
+
+`copy_closure` copies a store path with all it references to a machine (`nix copy --to
+ssh-ng://user@host`), the push of a deploy (reference/deploy.md §1, §3). ssh's options reach Nix in
+NIX_SSHOPTS, which Nix splits at whitespace, so no option may contain any; the port goes there too,
+as Nix before 2.31 reads none from the URL.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
-from fleet_sdk.errors import FleetError
-from fleet_sdk.tools.runner import CommandError, run
+from fleet_sdk.errors import CommandError, FleetError, NixError
+from fleet_sdk.tools import ssh
+from fleet_sdk.tools.runner import CmdResult, Runner
 
 NIX_INSTANTIATE = "nix-instantiate"
 EVAL_FLAGS = ("--eval", "--strict", "--json", "--store", "dummy://", "--readonly-mode")
 DEFAULT_TIMEOUT = 60.0
+NIX = "nix"
+COPY_TIMEOUT = 3600.0  # a first system closure over a slow link
+FLAKE_FEATURES = ("--extra-experimental-features", "nix-command flakes")  # experimental in Nix 2.8
+FLAKE_EVAL_TIMEOUT = 1800.0  # every NixOS system of a fleet, evaluated in one process
+
+# The flake `eval_flake_outputs` evaluates: its only input is the flake asked for (set with
+# --override-input), its output `outputs` is all that flake's outputs. Nix 2.8 has no installable for a
+# flake's outputs as a whole, and `builtins.getFlake` of an unlocked flake needs --impure, which would
+# let the flake read this machine's environment (getEnv, currentSystem, ~/.config/nixpkgs): its result
+# could differ from what `nix build` makes. Locked as an input, the flake keeps its own flake.lock for
+# its inputs and its `follows`; this flake's lock file is never written (--no-write-lock-file).
+OUTPUTS_FLAKE = """\
+# fleet_sdk.tools.nix: all outputs of the flake given with `--override-input flake REF`
+{
+  inputs.flake.url = "path:/var/empty";
+  outputs = { self, flake }: { outputs = flake; };
+}
+"""
 
 # Called with `--argstr file ABSPATH --argstr fleetArgs JSON`; argstr avoids quoting paths into Nix source.
 _CALL_FILE = """
@@ -46,16 +77,8 @@ in call (import (/. + file))
 """
 
 
-class NixError(FleetError):
-    """Nix could not evaluate a file or expression; carries the start of Nix's error message."""
-
-    def __init__(self, subject: str, nix_message: str, advice: str) -> None:
-        self.subject = subject
-        self.nix_message = nix_message
-        super().__init__(f"{subject}: {nix_message}\n{advice}" if nix_message else f"{subject}\n{advice}")
-
-
 def eval_file(
+    runner: Runner,
     path: Path,
     attr: str | None = None,
     *,
@@ -83,19 +106,19 @@ def eval_file(
     ]
     if attr:
         argv += ["--attr", attr]
-    return _evaluate(argv, subject, f"fix {path.name} (or the attribute path) so that it evaluates", timeout)
+    return _evaluate(runner, argv, subject, f"fix {path.name} (or the attribute path) so that it evaluates", timeout)
 
 
-def eval_expr(expr: str, *, timeout: float = DEFAULT_TIMEOUT) -> Any:
+def eval_expr(runner: Runner, expr: str, *, timeout: float = DEFAULT_TIMEOUT) -> Any:
     """The value of the Nix expression `expr` as JSON data (a function is called with its defaults)."""
     subject = f"evaluating the Nix expression {expr[:60]!r}" + ("…" if len(expr) > 60 else "")
     argv: list[str | Path] = [NIX_INSTANTIATE, *EVAL_FLAGS, "--expr", expr]
-    return _evaluate(argv, subject, "fix the expression so that it evaluates", timeout)
+    return _evaluate(runner, argv, subject, "fix the expression so that it evaluates", timeout)
 
 
-def _evaluate(argv: list[str | Path], subject: str, advice: str, timeout: float) -> Any:
+def _evaluate(runner: Runner, argv: list[str | Path], subject: str, advice: str, timeout: float) -> Any:
     try:
-        done = run(argv, timeout=timeout)
+        done = runner.run(argv, timeout=timeout)
     except CommandError as e:
         if e.returncode == 127 and not e.stderr:
             raise NixError(
@@ -123,3 +146,89 @@ def _json_default(value: object) -> str:
     if isinstance(value, Path):
         return str(value.absolute())
     raise TypeError(f"{type(value).__name__} cannot be passed to Nix; use JSON values or Path")
+
+
+def flake_outputs_argv(flake: str, apply: str, outputs_flake: Path) -> list[str]:
+    """`nix eval` of `apply` over all outputs of `flake`, through OUTPUTS_FLAKE in the folder `outputs_flake`."""
+    return [
+        NIX, *FLAKE_FEATURES, "eval", "--json", f"path:{outputs_flake}#outputs", "--apply", apply,
+        "--override-input", "flake", flake, "--no-write-lock-file",
+    ]  # fmt: skip
+
+
+def eval_flake_outputs(runner: Runner, flake: str, apply: str, *, timeout: float = FLAKE_EVAL_TIMEOUT) -> Any:
+    """The value of `apply` (a Nix function) called with all outputs of `flake` (nixosConfigurations,
+    darwinConfigurations … alike), as JSON data: one `nix eval` in pure mode. A failed evaluation raises
+    the CommandError (`error_tail` of its stderr is Nix's message); output that is not JSON a NixError."""
+    with tempfile.TemporaryDirectory(prefix="fleet-flake-outputs-") as folder:
+        (Path(folder) / "flake.nix").write_text(OUTPUTS_FLAKE)
+        done = runner.run(flake_outputs_argv(flake, apply, Path(folder)), timeout=timeout)
+    try:
+        return json.loads(done.stdout)
+    except ValueError:
+        raise NixError(f"evaluating {flake}", "nix eval printed no JSON", "check the function applied") from None
+
+
+def error_tail(stderr: str, lines: int = 15) -> str:
+    """Nix's error message in `stderr`, from its first `error:` line (the notes before it, warnings and
+    lock file changes, dropped) to its end, without the --show-trace hint; at most its last `lines`."""
+    kept = stderr.strip().splitlines()
+    start = next((i for i, line in enumerate(kept) if line.startswith("error:")), 0)
+    message = [line.rstrip() for line in kept[start:] if "--show-trace" not in line]
+    text = "\n".join(message[-lines:]).strip()
+    return text.removeprefix("error: ") or "nix failed without a message"
+
+
+def store_url(target: str, *, scheme: str = "ssh-ng", settings: Mapping[str, str] | None = None) -> str:
+    """The Nix store URL of `target` ([user@]host[:port]), e.g. `ssh-ng://root@web1?compress=true`.
+    `settings` are store settings, percent-encoded (`remote-store=local?root=/mnt` for an install)."""
+    t = ssh.parse_target(target)
+    host = f"[{t.host}]" if ":" in t.host else t.host  # Nix 2.31 and later need an IPv6 host bracketed
+    query = urlencode(list((settings or {}).items()), quote_via=quote)
+    return f"{scheme}://{t.user}@{host}" + (f"?{query}" if query else "")
+
+
+def nix_sshopts(target: str, identity_file: Path | None = None, ssh_options: Sequence[str] = ssh.OPTIONS) -> str:
+    """NIX_SSHOPTS for `target`: ssh's options, its port and identity file, joined by spaces."""
+    opts = ssh.options(ssh.parse_target(target), identity_file, ssh_options)
+    if bad := [o for o in opts if not o or any(c.isspace() for c in o)]:
+        raise FleetError(
+            f"ssh options {bad} for {target}: Nix splits NIX_SSHOPTS at whitespace; use paths without spaces"
+        )
+    return " ".join(opts)
+
+
+def copy_argv(path: str, to: str, *, substitute_on_destination: bool = False, check_sigs: bool = True) -> list[str]:
+    """`nix copy` of the closure of the store path `path` to the store URL `to`."""
+    if not path.startswith("/"):
+        raise FleetError(f"nix copy: {path!r} is not a store path (an absolute path such as /nix/store/…)")
+    argv = [NIX, "--extra-experimental-features", "nix-command", "copy", "--to", to]
+    if substitute_on_destination:  # the target fetches what it can from its substituters itself
+        argv.append("--substitute-on-destination")
+    if not check_sigs:  # ssh-ng as root: unsigned paths are refused without it (deploy.md §6)
+        argv.append("--no-check-sigs")
+    return [*argv, "--", path]
+
+
+def copy_closure(
+    runner: Runner,
+    path: str,
+    target: str,
+    *,
+    identity_file: Path | None = None,
+    ssh_options: Sequence[str] = ssh.OPTIONS,
+    scheme: str = "ssh-ng",
+    settings: Mapping[str, str] | None = None,
+    substitute_on_destination: bool = False,
+    check_sigs: bool = True,
+    timeout: float = COPY_TIMEOUT,
+) -> CmdResult:
+    """Copy `path` with everything it references to the store of `target` ([user@]host[:port])."""
+    to = store_url(target, scheme=scheme, settings=settings)
+    return runner.run(
+        copy_argv(path, to, substitute_on_destination=substitute_on_destination, check_sigs=check_sigs),
+        env={"NIX_SSHOPTS": nix_sshopts(target, identity_file, ssh_options)},
+        timeout=timeout,
+        hint=f"check that {target} is reachable over ssh and that its user may add paths to its store "
+        "(root, a trusted user, or signed paths)",
+    )

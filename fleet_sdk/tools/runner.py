@@ -1,5 +1,9 @@
 """The one way fleet_sdk runs a program: argv lists (never shell strings), timeouts, secret redaction.
 
+Tool modules (git, nix, ssh, …) never pick where their commands run: they take a `Runner`, and the
+engines calling them pass one (`LOCAL` unless told otherwise), so tests can swap in a recording one
+(fleet_sdk.testing.RecordingRunner). `LocalRunner` runs commands on this machine.
+
 A failed command raises CommandError carrying its argv (printable with shlex.join, secrets
 replaced by ***), exit code and the tail of its stderr.
 
@@ -22,8 +26,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from fleet_sdk.errors import FleetError
+from fleet_sdk.errors import CommandError
 
 log = logging.getLogger("fleet_sdk.run")
 REDACTED = "***"
@@ -41,17 +46,6 @@ class CmdResult:
         return self.stdout.decode()
 
 
-class CommandError(FleetError):
-    def __init__(self, argv: Sequence[str], returncode: int | None, stderr: bytes, hint: str = "") -> None:
-        self.argv = list(argv)
-        self.returncode = returncode
-        self.stderr = stderr.decode(errors="replace")
-        tail = "\n".join(self.stderr.strip().splitlines()[-20:])
-        status = "timed out" if returncode is None else f"failed with exit code {returncode}"
-        message = f"`{shlex.join(self.argv)}` {status}" + (f":\n{tail}" if tail else "")
-        super().__init__(message + (f"\n{hint}" if hint else ""))
-
-
 def redact(argv: Sequence[str], secrets: Sequence[str]) -> list[str]:
     out = []
     for arg in argv:
@@ -62,39 +56,61 @@ def redact(argv: Sequence[str], secrets: Sequence[str]) -> list[str]:
     return out
 
 
-def run(
-    argv: Sequence[str | Path],
-    *,
-    input: bytes | None = None,
-    cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    timeout: float | None = None,
-    check: bool = True,
-    secrets: Sequence[str] = (),
-    hint: str = "",
-) -> CmdResult:
-    """Run `argv` and capture its output. `env` is added to the current environment.
-    `secrets` are redacted from logs and errors; pass secret values on stdin, never in argv.
-    With a `timeout`, the command and everything it starts are killed when it ends (module doc)."""
-    args = [str(a) for a in argv]
-    shown = redact(args, secrets)
-    log.debug("run: %s", shlex.join(shown))
-    full_env = {**os.environ, **env} if env is not None else None
-    returncode: int | None
-    try:
-        if timeout is None:
-            done = subprocess.run(args, input=input, capture_output=True, cwd=cwd, env=full_env, check=False)
-            returncode, stdout, stderr = done.returncode, done.stdout, done.stderr
-        else:
-            returncode, stdout, stderr = _run_in_group(args, input, cwd, full_env, timeout)
-    except FileNotFoundError:
-        raise CommandError(shown, 127, b"", hint or f"{args[0]} is not installed or not on PATH") from None
-    if returncode is None:
-        raise CommandError(shown, None, _redact_bytes(stderr, secrets), hint)
-    result = CmdResult(tuple(shown), returncode, stdout, stderr)
-    if check and returncode != 0:
-        raise CommandError(shown, returncode, _redact_bytes(stderr, secrets), hint)
-    return result
+class Runner(Protocol):
+    """Runs one command and captures its output; see `LocalRunner.run` for the contract."""
+
+    def run(
+        self,
+        argv: Sequence[str | Path],
+        *,
+        input: bytes | None = None,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+        secrets: Sequence[str] = (),
+        hint: str = "",
+    ) -> CmdResult: ...
+
+
+class LocalRunner:
+    """Runs commands on this machine, as subprocesses of this process."""
+
+    def run(
+        self,
+        argv: Sequence[str | Path],
+        *,
+        input: bytes | None = None,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+        secrets: Sequence[str] = (),
+        hint: str = "",
+    ) -> CmdResult:
+        """Run `argv` and capture its output. `env` is added to the current environment.
+        `secrets` are redacted from logs and errors; pass secret values on stdin, never in argv.
+        With a `timeout`, the command and everything it starts are killed when it ends (module doc).
+        A program that is not installed raises CommandError with exit code 127, even unchecked."""
+        args = [str(a) for a in argv]
+        shown = redact(args, secrets)
+        log.debug("run: %s", shlex.join(shown))
+        full_env = {**os.environ, **env} if env is not None else None
+        returncode: int | None
+        try:
+            if timeout is None:
+                done = subprocess.run(args, input=input, capture_output=True, cwd=cwd, env=full_env, check=False)
+                returncode, stdout, stderr = done.returncode, done.stdout, done.stderr
+            else:
+                returncode, stdout, stderr = _run_in_group(args, input, cwd, full_env, timeout)
+        except FileNotFoundError:
+            raise CommandError(shown, 127, b"", hint or f"{args[0]} is not installed or not on PATH") from None
+        if returncode is None:
+            raise CommandError(shown, None, _redact_bytes(stderr, secrets), hint)
+        result = CmdResult(tuple(shown), returncode, stdout, stderr)
+        if check and returncode != 0:
+            raise CommandError(shown, returncode, _redact_bytes(stderr, secrets), hint)
+        return result
 
 
 def _redact_bytes(data: bytes, secrets: Sequence[str]) -> bytes:
@@ -161,3 +177,6 @@ def kill_running() -> None:
         groups = list(_running)
     for pgid in groups:
         _kill_group(pgid)
+
+
+LOCAL = LocalRunner()  # the default for engines whose caller passes no runner

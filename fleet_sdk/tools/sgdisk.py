@@ -18,8 +18,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleet_sdk.errors import FleetError
-from fleet_sdk.tools.runner import CommandError, run
+from fleet_sdk.errors import CommandError, SgdiskError
+from fleet_sdk.tools.runner import Runner
 
 SECTOR = 512
 DEFAULT_TIMEOUT = 60.0
@@ -30,10 +30,6 @@ _INFO_FIELD = re.compile(
     r"^(Partition GUID code|Partition unique GUID|First sector|Last sector|Attribute flags"
     r"|Partition name): (.*)$"
 )
-
-
-class SgdiskError(FleetError):
-    """A partition table request that cannot work before sgdisk runs, or sgdisk output we cannot read."""
 
 
 @dataclass(frozen=True)
@@ -111,12 +107,12 @@ def partition_argv(device: Path, part: PartitionCommand, *, create: bool) -> lis
     return argv
 
 
-def apply(device: Path, commands: list[PartitionCommand], *, timeout: float = DEFAULT_TIMEOUT) -> None:
+def apply(runner: Runner, device: Path, commands: list[PartitionCommand], *, timeout: float = DEFAULT_TIMEOUT) -> None:
     """Create the partitions on `device` in list order, as disko's format script does."""
     _require_device(device)
-    probe = run([_installed("blkid", "util-linux"), "--probe", str(device)], check=False, timeout=timeout)
+    probe = runner.run([_installed("blkid", "util-linux"), "--probe", str(device)], check=False, timeout=timeout)
     if probe.returncode != 0:  # no signature: a fresh disk gets an empty GPT first
-        run([_sgdisk(), "--clear", str(device)], timeout=timeout)
+        runner.run([_sgdisk(), "--clear", str(device)], timeout=timeout)
     for part in commands:
         hint = (
             f"sgdisk could not create partition {part.number} ({part.label}) from {part.start} to {part.end} "
@@ -124,22 +120,22 @@ def apply(device: Path, commands: list[PartitionCommand], *, timeout: float = DE
             'partition is "100%" and nothing is ordered after it'
         )
         try:
-            run(partition_argv(device, part, create=True), timeout=timeout, hint=hint)
+            runner.run(partition_argv(device, part, create=True), timeout=timeout, hint=hint)
         except CommandError as failed:
-            retry = run(partition_argv(device, part, create=False), timeout=timeout, check=False)
+            retry = runner.run(partition_argv(device, part, create=False), timeout=timeout, check=False)
             if retry.returncode != 0:
                 raise failed from None
 
 
-def read_table(device: Path, *, timeout: float = DEFAULT_TIMEOUT) -> list[TableEntry]:
+def read_table(runner: Runner, device: Path, *, timeout: float = DEFAULT_TIMEOUT) -> list[TableEntry]:
     """The GPT partitions on `device` by number; [] when it has no partition table yet."""
     _require_device(device)
-    printed = run([_sgdisk(), "--print", str(device)], timeout=timeout).stdout.decode(errors="replace")
+    printed = runner.run([_sgdisk(), "--print", str(device)], timeout=timeout).stdout.decode(errors="replace")
     codes = {int(m[1]): m[4] for m in map(_PRINT_ROW.match, printed.splitlines()) if m}
     if not codes:
         return []
     argv = [_sgdisk(), *(f"--info={n}" for n in sorted(codes)), str(device)]
-    info = run(argv, timeout=timeout).stdout.decode(errors="replace")
+    info = runner.run(argv, timeout=timeout).stdout.decode(errors="replace")
     blocks = _info_blocks(info)
     if len(blocks) != len(codes):
         raise SgdiskError(f"could not read `sgdisk --info` for {device}: {len(blocks)} of {len(codes)} partitions")

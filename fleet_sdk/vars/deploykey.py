@@ -13,10 +13,6 @@ from fleet_sdk.errors import FleetError
 DEPLOY_KEY_PUBLIC = Path("vars/shared/deploy-key/id_ed25519.pub/value")
 
 
-class DeployKeyMissingError(FleetError):
-    """`pulumi up` with cloud machines but no deploy key to let in."""
-
-
 def read_public_key(repo: Path) -> str | None:
     """The deploy key's public line without its trailing newline, or None when not yet generated."""
     path = repo / DEPLOY_KEY_PUBLIC

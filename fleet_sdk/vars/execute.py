@@ -12,18 +12,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from fleet_sdk.errors import FleetError
+from fleet_sdk.errors import CommandError, FleetError, GeneratorError
 from fleet_sdk.fs import atomic as fsutil
 from fleet_sdk.fs import private as privatedir
 from fleet_sdk.spec.generators import Generator
 from fleet_sdk.tools import bwrap
-from fleet_sdk.tools.runner import CommandError
+from fleet_sdk.tools.runner import LOCAL, Runner
 from fleet_sdk.vars.store import GeneratorId
-
-
-class GeneratorError(FleetError):
-    """A generator failed or did not produce what it declares; nothing of it was stored."""
-
 
 PURPOSE = "vars"  # temp folders fleet-vars-<pid>-…, see fleet_sdk.fs.private
 
@@ -40,8 +35,10 @@ def run_generator(
     prompts: dict[str, str],
     sandbox: bool = True,
     timeout: float = 600,
+    runner: Runner | None = None,
 ) -> dict[str, bytes]:
     """The generator's files by name. Raises GeneratorError naming the generator and what to do."""
+    runner = LOCAL if runner is None else runner
     tmp = privatedir.new(PURPOSE)
     try:
         if g.python is not None:
@@ -59,7 +56,7 @@ def run_generator(
         for p in g.prompts:
             if p.persist:  # clan copies persisted prompts to $out before the script runs
                 fsutil.write_new(out_dir / p.name, prompts[p.name].encode())
-        _run_script(gid, g, tmp, in_dir, out_dir, prompt_dir, sandbox, timeout)
+        _run_script(runner, gid, g, tmp, in_dir, out_dir, prompt_dir, sandbox, timeout)
         return _collect(gid, g, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -81,6 +78,7 @@ def _run_python(
 
 
 def _run_script(
+    runner: Runner,
     gid: GeneratorId,
     g: Generator,
     tmp: Path,
@@ -108,7 +106,7 @@ def _run_script(
     }
     script = "set -euo pipefail\n" + (g.script or "")
     try:
-        bwrap.run_script(tmp, script, env, timeout, sandbox, hint="")
+        bwrap.run_script(runner, tmp, script, env, timeout, sandbox, hint="")
     except CommandError as e:
         status = "timed out" if e.returncode is None else f"failed with exit code {e.returncode}"
         tail = "\n".join(e.stderr.strip().splitlines()[-15:])

@@ -17,18 +17,19 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fleet_sdk.errors import FleetError
+from fleet_sdk.errors import FleetError, GeneratorError, VarsWriteError
 from fleet_sdk.sops import operator_identities
 from fleet_sdk.spec import Fleet
-from fleet_sdk.tools import git, runner
+from fleet_sdk.tools import git
+from fleet_sdk.tools.runner import LOCAL, Runner, kill_running
 from fleet_sdk.vars import prompts as prompt_values
 from fleet_sdk.vars.committer import Committer
-from fleet_sdk.vars.execute import GeneratorError, run_generator
+from fleet_sdk.vars.execute import run_generator
 from fleet_sdk.vars.lock import repository_lock
 from fleet_sdk.vars.recovery import recover
 from fleet_sdk.vars.selection import Node, select
 from fleet_sdk.vars.store import GeneratorId, Staged, VarsStore, generator_id
-from fleet_sdk.vars.writes import VarsWriteError, reason
+from fleet_sdk.vars.writes import reason
 
 __all__ = ["GenerateOptions", "GenerateResult", "VarsWriteError", "generate", "public_values", "repository_lock"]
 
@@ -91,15 +92,20 @@ def _inputs(
 
 
 def generate(
-    repo: Path, fleet: Fleet, options: GenerateOptions | None = None, progress: Progress | None = None
+    repo: Path,
+    fleet: Fleet,
+    options: GenerateOptions | None = None,
+    progress: Progress | None = None,
+    runner: Runner | None = None,
 ) -> GenerateResult:
     options = options or GenerateOptions()
+    runner = LOCAL if runner is None else runner
     store = VarsStore(repo)
     identities = options.identities if options.identities is not None else operator_identities()
     result = GenerateResult()
     with repository_lock(repo, "fleet vars generate"):
         try:
-            recover(repo)
+            recover(repo, runner)
         except OSError as e:
             raise write_error(e, "repairing what an interrupted run left") from None
         steps = select(
@@ -124,30 +130,32 @@ def generate(
             )
             for n in steps
         }
-        # machine keys before any secret is encrypted to them (clan.md §3.2)
-        deploy_to = sorted(
-            {m for n in steps for f in n.generator.all_files if f.secret and f.deploy for m in n.machines}
-        )
+        result.written += _machine_keys(store, steps, identities)
         try:
-            keys = store.sops.ensure_machine_keys(deploy_to, identities)
-        except OSError as e:
-            raise write_error(e, f"the age keys of machines {', '.join(deploy_to)}") from None
-        for machine, (_, created) in keys.items():
-            if created:
-                result.written += [
-                    store.sops.member_dir("machines", machine),
-                    store.sops.secret_dir(f"{machine}-age.key"),
-                ]
-        try:
-            _run_all(store, fleet, steps, answers, options, identities, admin, result, progress)
+            _run_all(store, fleet, steps, answers, options, identities, admin, result, progress, runner)
         except BaseException:
             # what went in before the failure is tracked too; should this fail as well (the same
             # full disk), the next run or `fleet vars fix` adds it
             with contextlib.suppress(FleetError, OSError):
-                git.add(repo, result.written)
+                git.add(runner, repo, result.written)
             raise
-        git.add(repo, result.written)  # flakes see tracked files only; once per run
+        git.add(runner, repo, result.written)  # flakes see tracked files only; once per run
     return result
+
+
+def _machine_keys(store: VarsStore, steps: list[Node], identities: list[str]) -> list[Path]:
+    """The age key of every machine a secret of `steps` is deployed to, made before any secret is
+    encrypted to it (clan.md §3.2); the paths of the keys made."""
+    deploy_to = sorted({m for n in steps for f in n.generator.all_files if f.secret and f.deploy for m in n.machines})
+    try:
+        keys = store.sops.ensure_machine_keys(deploy_to, identities)
+    except OSError as e:
+        raise write_error(e, f"the age keys of machines {', '.join(deploy_to)}") from None
+    written: list[Path] = []
+    for machine, (_, created) in keys.items():
+        if created:
+            written += [store.sops.member_dir("machines", machine), store.sops.secret_dir(f"{machine}-age.key")]
+    return written
 
 
 def _previous(store: VarsStore, node: Node, name: str, *, identities: list[str]) -> str | None:
@@ -169,15 +177,9 @@ def _run_all(
     admin: str,
     result: GenerateResult,
     progress: Progress | None,
+    runner: Runner,
 ) -> None:
-    pending = {n.gid: n for n in steps}
-    waiting_on = {n.gid: {d for d in n.deps if d in pending} for n in steps}
-    dependents: dict[GeneratorId, list[GeneratorId]] = {}
-    for gid, deps in waiting_on.items():
-        for dep in deps:
-            dependents.setdefault(dep, []).append(gid)
     produced: dict[GeneratorId, dict[str, bytes]] = {}  # outputs of this run, the inputs of dependents
-    done_count = 0
     jobs = options.jobs or min(8, (os.cpu_count() or 2) * 2)
 
     def committed(batch: list[Staged], written: list[Path]) -> None:
@@ -188,7 +190,7 @@ def _run_all(
 
     def work(node: Node) -> None:
         inputs = _inputs(store, fleet, node, identities, produced)
-        outputs = run_generator(node.gid, node.generator, inputs, answers[node.gid], options.sandbox)
+        outputs = run_generator(node.gid, node.generator, inputs, answers[node.gid], options.sandbox, runner=runner)
         # each generator stages only its own folder, so generators of different machines stage in parallel
         try:
             staged = store.stage(node.gid, node.generator, outputs, list(node.machines), admin)
@@ -197,33 +199,8 @@ def _run_all(
         committer.submit(staged)
         produced[node.gid] = outputs
 
-    running: dict[Future[None], GeneratorId] = {}
-    failure: BaseException | None = None
-    ready = sorted((g for g, w in waiting_on.items() if not w), key=_order)
     try:
-        with ThreadPoolExecutor(max_workers=jobs) as pool, _interruptible():
-            while (ready or running) and failure is None:
-                for gid in ready:
-                    running[pool.submit(work, pending.pop(gid))] = gid
-                ready = []
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    gid = running.pop(future)
-                    if (error := future.exception()) is not None:
-                        failure = failure or error
-                        continue
-                    done_count += 1
-                    if progress:
-                        progress(done_count, len(steps), gid)
-                    for other in dependents.get(gid, ()):
-                        waiting_on[other].discard(gid)
-                        if not waiting_on[other]:
-                            ready.append(other)
-                ready.sort(key=_order)
-                failure = failure or committer.error
-            for future in list(running):  # let the ones in flight finish and be stored
-                with contextlib.suppress(BaseException):
-                    future.result()
+        failure = _run_in_order(steps, work, jobs, progress, lambda: committer.error)
     finally:
         commit_error = committer.close()
     for error in (failure, commit_error):  # the committer's error may also be the run's failure
@@ -233,6 +210,67 @@ def _run_all(
             raise error
 
 
+class _Schedule:
+    """The order of a run: a generator is ready once every dependency of it in the run is done."""
+
+    def __init__(self, steps: list[Node]) -> None:
+        self.nodes = {n.gid: n for n in steps}
+        self._waiting_on = {n.gid: {d for d in n.deps if d in self.nodes} for n in steps}
+        self._dependents: dict[GeneratorId, list[GeneratorId]] = {}
+        for gid, deps in self._waiting_on.items():
+            for dep in deps:
+                self._dependents.setdefault(dep, []).append(gid)
+
+    def first(self) -> list[GeneratorId]:
+        return sorted((g for g, w in self._waiting_on.items() if not w), key=_order)
+
+    def done(self, gid: GeneratorId) -> list[GeneratorId]:
+        """The generators that were waiting on `gid` last."""
+        ready = []
+        for other in self._dependents.get(gid, ()):
+            self._waiting_on[other].discard(gid)
+            if not self._waiting_on[other]:
+                ready.append(other)
+        return ready
+
+
+def _run_in_order(
+    steps: list[Node],
+    work: Callable[[Node], None],
+    jobs: int,
+    progress: Progress | None,
+    stopped: Callable[[], BaseException | None],
+) -> BaseException | None:
+    """`work` on each step once its dependencies are done, `jobs` at a time. The first failure (of a
+    step, or what `stopped` returns) starts nothing more; the steps in flight finish. Returns it."""
+    schedule = _Schedule(steps)
+    running: dict[Future[None], GeneratorId] = {}
+    failure: BaseException | None = None
+    done_count = 0
+    ready = schedule.first()
+    with ThreadPoolExecutor(max_workers=jobs) as pool, _interruptible():
+        while (ready or running) and failure is None:
+            for gid in ready:
+                running[pool.submit(work, schedule.nodes[gid])] = gid
+            ready = []
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                gid = running.pop(future)
+                if (error := future.exception()) is not None:
+                    failure = failure or error
+                    continue
+                done_count += 1
+                if progress:
+                    progress(done_count, len(steps), gid)
+                ready += schedule.done(gid)
+            ready.sort(key=_order)
+            failure = failure or stopped()
+        for future in list(running):  # let the ones in flight finish and be stored
+            with contextlib.suppress(BaseException):
+                future.result()
+    return failure
+
+
 @contextlib.contextmanager
 def _interruptible() -> Iterator[None]:
     """Ctrl-C reaches only this process's group, not the generator scripts (each runs in its own):
@@ -240,7 +278,7 @@ def _interruptible() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        runner.kill_running()
+        kill_running()
         raise
 
 

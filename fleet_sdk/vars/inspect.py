@@ -13,21 +13,21 @@ from pathlib import Path
 
 from typing_extensions import override
 
-from fleet_sdk.errors import FleetError
+from fleet_sdk.errors import FleetError, SopsError, VarsWriteError, VarValueError
 from fleet_sdk.sops import keychange
 from fleet_sdk.sops.document import recipients
-from fleet_sdk.sops.errors import SopsError
 from fleet_sdk.sops.tree import SopsTree, rekey_all
 from fleet_sdk.spec import Fleet
 from fleet_sdk.spec.generators import Generator, GeneratorFile
 from fleet_sdk.tools import git
+from fleet_sdk.tools.runner import LOCAL, Runner
 from fleet_sdk.vars import validate
 from fleet_sdk.vars.lock import repository_lock
 from fleet_sdk.vars.recovery import leftovers, recover, units, unlinked_secrets, untracked
 from fleet_sdk.vars.scoping import foreign_links, unlink
 from fleet_sdk.vars.selection import fleet_graph
 from fleet_sdk.vars.store import GeneratorId, VarsStore, generator_id
-from fleet_sdk.vars.writes import VarsWriteError, reason
+from fleet_sdk.vars.writes import reason
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,10 @@ class Finding:
         return f"{self.machine}: {self.var}: {self.problem}" if self.machine else f"{self.var}: {self.problem}"
 
 
-def check(store: VarsStore, fleet: Fleet, machines: list[str] | None = None) -> list[Finding]:
+def check(
+    store: VarsStore, fleet: Fleet, machines: list[str] | None = None, runner: Runner | None = None
+) -> list[Finding]:
+    runner = LOCAL if runner is None else runner
     findings = []
     wanted = set(machines or fleet.names)
     for change in keychange.changes(store.sops):
@@ -83,10 +86,10 @@ def check(store: VarsStore, fleet: Fleet, machines: list[str] | None = None) -> 
                     findings.append(Finding(machine, var, "recipients differ from its members: run `fleet vars fix`"))
                 if f.deploy and not store.sops.links_machine(folder, machine):
                     findings.append(Finding(machine, var, "the machine cannot decrypt it: run `fleet vars fix`"))
-    return findings + _repository_findings(store, fleet, machines)
+    return findings + _repository_findings(store, fleet, machines, runner)
 
 
-def _repository_findings(store: VarsStore, fleet: Fleet, machines: list[str] | None) -> list[Finding]:
+def _repository_findings(store: VarsStore, fleet: Fleet, machines: list[str] | None, runner: Runner) -> list[Finding]:
     """Leftovers of interrupted writes, and vars and keys git does not track (a flake cannot see
     them: a run killed before its `git add`, or files added by hand)."""
     repo = store.repo
@@ -94,7 +97,7 @@ def _repository_findings(store: VarsStore, fleet: Fleet, machines: list[str] | N
         Finding("", str(p.relative_to(repo)), "left by an interrupted write, never used: run `fleet vars fix`")
         for p in leftovers(repo)
     ]
-    if (index_lock := git.stale_index_lock(repo)) is not None:
+    if (index_lock := git.stale_index_lock(runner, repo)) is not None:
         findings.append(
             Finding("", str(index_lock), "left by a killed git command (none has it open): run `fleet vars fix`")
         )
@@ -107,7 +110,7 @@ def _repository_findings(store: VarsStore, fleet: Fleet, machines: list[str] | N
         for d in unlinked_secrets(store.sops)
     ]
     wanted = None if machines is None else _folders_of(fleet, machines)
-    for folder, count in units(repo, untracked(repo)).items():
+    for folder, count in units(repo, untracked(repo, runner)).items():
         if wanted is None or folder in wanted or folder.parts[:2] == ("sops", "users"):
             files, them = ("1 file", "it") if count == 1 else (f"{count} files", "them")
             findings.append(
@@ -175,8 +178,17 @@ class SetResult:
     notes: list[str]  # what else the user should set
 
 
-def set_var(store: VarsStore, fleet: Fleet, machine: str, var: str, value: bytes, identities: list[str]) -> SetResult:
+def set_var(
+    store: VarsStore,
+    fleet: Fleet,
+    machine: str,
+    var: str,
+    value: bytes,
+    identities: list[str],
+    runner: Runner | None = None,
+) -> SetResult:
     """Store one var from the user, checked as a generated one would be (vars.validate)."""
+    runner = LOCAL if runner is None else runner
     gid, g, f = find_var(fleet, machine, var)
     validate.check(machine, g, f, value)
     with repository_lock(store.repo, "fleet vars set"):
@@ -195,7 +207,7 @@ def set_var(store: VarsStore, fleet: Fleet, machine: str, var: str, value: bytes
                 f"machine {machine!r}: {g.name}/{f.name}: cannot write {reason(e)}. Free space or make the "
                 "repository writable, run `fleet vars set` again, then `fleet vars check`"
             ) from None
-        git.add(store.repo, [*written, folder])
+        git.add(runner, store.repo, [*written, folder])
     return SetResult(folder, notes)
 
 
@@ -222,7 +234,7 @@ def _check_pair(
         try:
             private = store.read(gid, private_file, identities) or b""
         except SopsError as e:
-            raise validate.VarValueError(
+            raise VarValueError(
                 f"machine {machine!r}: {g.name}/{f.name}: cannot check it against the stored private half "
                 f"{g.name}/{private_name} ({e}); nothing was stored. Run it with an admin key that opens it"
             ) from None
@@ -257,31 +269,41 @@ class FixResult:
     accepted: list[keychange.KeyChange] = field(default_factory=list)  # changed machine keys re-keyed to
 
 
-def fix(store: VarsStore, fleet: Fleet, identities: list[str], accept_key_change: bool = False) -> FixResult:
+def fix(
+    store: VarsStore,
+    fleet: Fleet,
+    identities: list[str],
+    accept_key_change: bool = False,
+    runner: Runner | None = None,
+) -> FixResult:
     """Repair what interrupted writers left, link every declaring machine to its deploy secrets (and
     unlink deploy=false ones), unlink machines from other machines' own secrets, then re-key every
     secret whose recipients differ from its links; `git add` all of it. A machine key that changed
     under its secrets stops it before anything changes, unless `accept_key_change`."""
+    runner = LOCAL if runner is None else runner
     with repository_lock(store.repo, "fleet vars fix"):
         accepted = keychange.refuse_unconfirmed(store.sops, accept_key_change)
-        removed, added = recover(store.repo)
-        result = _fix_locked(store, fleet, identities)
+        removed, added = recover(store.repo, runner)
+        result = _fix_locked(store, fleet, identities, runner)
     return dataclasses.replace(result, removed=removed, tracked=list(units(store.repo, added)), accepted=accepted)
 
 
-def fix_links(repo: Path, identities: list[str], accept_key_change: bool = False) -> FixResult:
+def fix_links(
+    repo: Path, identities: list[str], accept_key_change: bool = False, runner: Runner | None = None
+) -> FixResult:
     """`fix` without a fleet: repairs, unscoping and re-keying only."""
+    runner = LOCAL if runner is None else runner
     with repository_lock(repo, "fleet vars fix"):
         accepted = keychange.refuse_unconfirmed(SopsTree(repo), accept_key_change)
-        removed, added = recover(repo)
+        removed, added = recover(repo, runner)
         tree = SopsTree(repo)
         unscoped, rotate = unscope(tree)
         changed, stuck = rekey_all(tree, identities)
-        git.add(repo, [*changed, *(repo / r for r in rotate)])
+        git.add(runner, repo, [*changed, *(repo / r for r in rotate)])
     return FixResult(changed, stuck, unscoped, rotate, removed, list(units(repo, added)), accepted)
 
 
-def _fix_locked(store: VarsStore, fleet: Fleet, identities: list[str]) -> FixResult:
+def _fix_locked(store: VarsStore, fleet: Fleet, identities: list[str], runner: Runner) -> FixResult:
     relinked = []  # links changed without a re-key (the recipients were right) are staged too
     for gid, node in fleet_graph(fleet).items():
         for f in node.generator.all_files:
@@ -302,7 +324,7 @@ def _fix_locked(store: VarsStore, fleet: Fleet, identities: list[str]) -> FixRes
                     relinked.append(folder)
     unscoped, rotate = unscope(store.sops)
     changed, stuck = rekey_all(store.sops, identities)
-    git.add(store.repo, [*relinked, *changed, *(store.repo / r for r in rotate)])
+    git.add(runner, store.repo, [*relinked, *changed, *(store.repo / r for r in rotate)])
     return FixResult(changed, stuck, unscoped, rotate)
 
 

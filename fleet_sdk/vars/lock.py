@@ -20,15 +20,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from fleet_sdk.errors import FleetError
+from fleet_sdk.errors import LockError
 
 TIMEOUT_ENV = "FLEET_VARS_LOCK_TIMEOUT"
 DEFAULT_TIMEOUT = 3600.0
 _POLL = 0.05
-
-
-class LockError(FleetError):
-    """The repository lock cannot be taken: another writer holds it too long, or it cannot be created."""
 
 
 def lock_path(repo: Path) -> Path:

@@ -16,12 +16,8 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from fleet_sdk.errors import FleetError
+from fleet_sdk.errors import PromptError
 from fleet_sdk.spec.generators import Generator, Prompt
-
-
-class PromptError(FleetError):
-    pass
 
 
 def env_name(generator: str, prompt: str) -> str:

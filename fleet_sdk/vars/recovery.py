@@ -22,10 +22,11 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from fleet_sdk.errors import SopsError
 from fleet_sdk.sops.document import recipients
-from fleet_sdk.sops.errors import SopsError
 from fleet_sdk.sops.tree import KINDS, SopsTree, link_names, secret_dirs
 from fleet_sdk.tools import git
+from fleet_sdk.tools.runner import LOCAL, Runner
 from fleet_sdk.vars.execute import remove_stale_tmp
 
 TOPS = ("vars", "sops")
@@ -52,11 +53,12 @@ def leftovers(repo: Path) -> list[Path]:
     return sorted(found)
 
 
-def untracked(repo: Path) -> list[Path]:
+def untracked(repo: Path, runner: Runner | None = None) -> list[Path]:
     """Files and links under vars/ and sops/ that git does not track (leftovers aside)."""
+    runner = LOCAL if runner is None else runner
     junk = {p.relative_to(repo).parts for p in leftovers(repo)}
     out = []
-    for path in git.untracked(repo, TOPS):
+    for path in git.untracked(runner, repo, TOPS):
         parts = path.relative_to(repo).parts
         if not any(parts[: len(j)] == j for j in junk):
             out.append(path)
@@ -107,10 +109,11 @@ def relink(tree: SopsTree, secret_dir: Path) -> list[str]:
     return linked
 
 
-def recover(repo: Path) -> tuple[list[Path], list[Path]]:
+def recover(repo: Path, runner: Runner | None = None) -> tuple[list[Path], list[Path]]:
     """Remove leftovers, a stale index.lock and stale RAM temp folders, relink unlinked secrets,
     `git add` untracked vars and keys; returns (removed, added). Call it holding the repository
     lock: a live writer's staging folders, temp files and new secrets look exactly like these."""
+    runner = LOCAL if runner is None else runner
     removed = []
     for path in leftovers(repo):
         final = _swapped_out(path)
@@ -123,7 +126,7 @@ def recover(repo: Path) -> tuple[list[Path], list[Path]]:
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
-    index_lock = git.stale_index_lock(repo, settle=0.5)
+    index_lock = git.stale_index_lock(runner, repo, settle=0.5)
     if index_lock is not None:
         index_lock.unlink(missing_ok=True)
         removed.append(index_lock)
@@ -132,6 +135,6 @@ def recover(repo: Path) -> tuple[list[Path], list[Path]]:
     for secret_dir in unlinked_secrets(tree):
         with contextlib.suppress(SopsError):  # a damaged document is reported where it is read
             relink(tree, secret_dir)
-    added = untracked(repo)
-    git.add(repo, added)
+    added = untracked(repo, runner)
+    git.add(runner, repo, added)
     return removed, added

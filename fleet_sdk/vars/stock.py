@@ -11,8 +11,8 @@ file name, so names, flags and bytes follow clan's scripts:
   SHA-512 crypt hash (`$6$…`, no newline), made by `openssl passwd -6 -stdin`.
 - `state-version`: the NixOS release, e.g. `25.05`, without a newline.
 
-They are Python generators: no sandbox, and the tools run through `fleet_sdk.tools.runner` with secrets on
-stdin only. Nothing but the declared files is left in `$out`.
+They are Python generators: no sandbox, and the tools run through a `fleet_sdk.tools.runner.Runner` with
+secrets on stdin only. Nothing but the declared files is left in `$out`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from fleet_sdk.errors import SpecError
 from fleet_sdk.fs import atomic as fsutil
 from fleet_sdk.spec.generators import Generator, GeneratorFile, Prompt
-from fleet_sdk.tools import runner
+from fleet_sdk.tools.runner import LOCAL, Runner
 from fleet_sdk.vars import libcrypt, sshcert
 
 TOOL_TIMEOUT = 60.0
@@ -196,9 +196,10 @@ def passphrase(words: int = PASSPHRASE_WORDS) -> str:
     return "-".join(secrets.choice(wordlist) for _ in range(words))
 
 
-def sha512_crypt(password: str) -> bytes:
+def sha512_crypt(password: str, runner: Runner | None = None) -> bytes:
     """SHA-512 crypt (`$6$<salt>$<hash>`, 5000 rounds, random salt) without a newline, as
     `mkpasswd -m sha-512` writes it. The password goes to openssl on stdin."""
+    runner = LOCAL if runner is None else runner
     data = password.encode()
     if not data or b"\n" in data or len(data) > OPENSSL_PASSWD_MAX:
         raise ValueError(f"a password must be one line of 1 to {OPENSSL_PASSWD_MAX} bytes")

@@ -12,6 +12,9 @@ Every path is checked to be exactly one generator's folder (`shared/<name>` or
 `per-machine/<machine>/<name>`, each a single name not starting with '.') before anything is read,
 written or swapped: a '..' or a '/' in a name must never make a swap replace another folder, and a
 leading '.' is reserved for the store's own staging folders and `.validation-hash`.
+
+Secret files are read, written and linked through a `SecretBackend`, by default the repository's
+sops tree (clan's sops/ folder); the store itself only lays out folders and swaps them in.
 """
 
 from __future__ import annotations
@@ -23,14 +26,16 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from typing_extensions import override
 
-from fleet_sdk.errors import FleetError
+from fleet_sdk.errors import DamagedStoreError, StoreLayoutError
 from fleet_sdk.fs import atomic as fsutil
-from fleet_sdk.sops.document import decrypt, encrypt
+from fleet_sdk.sops.document import encrypt
 from fleet_sdk.sops.tree import SopsTree
 from fleet_sdk.spec.generators import Generator, GeneratorFile
 
@@ -57,11 +62,6 @@ def generator_id(g: Generator, machine: str) -> GeneratorId:
     return GeneratorId(g.name, None if g.share else machine)
 
 
-class StoreLayoutError(FleetError):
-    """An internal error: a generator id or file name that is not one plain path component (the
-    spec refuses such names; the store refuses them again rather than touch another folder)."""
-
-
 def _plain(name: str) -> bool:
     return bool(name) and "/" not in name and "\0" not in name and not name.startswith(".")
 
@@ -71,11 +71,6 @@ def _refuse(path: str, what: str) -> StoreLayoutError:
         f"internal error: refusing {path}: {what} must be a single name without '/' that does not start "
         "with '.'; nothing was written. Please report this as a bug of fleet_sdk"
     )
-
-
-class DamagedStoreError(FleetError):
-    """Something other than a file where the store keeps one (a folder, a link loop, a file where a
-    folder should be): never read as "not generated", which would regenerate over it."""
 
 
 def _stored(repo: Path, path: Path) -> bool:
@@ -98,11 +93,39 @@ def _stored(repo: Path, path: Path) -> bool:
     raise DamagedStoreError(f"{rel} {what}; restore it from git (`git checkout -- {rel}`) or remove it")
 
 
+class SecretBackend(Protocol):
+    """What the store needs for its secret files (`<file>/secret` plus member links), as SopsTree
+    provides it: who may read a secret is decided by its member links, documents are sops."""
+
+    @property
+    def root(self) -> Path:
+        """The folder member links point into (sops/: links are relative, <root>/<kind>/<name>)."""
+        ...
+
+    def members(self, secret_dir: Path) -> dict[str, list[str]]:
+        """A secret's member links by kind (machines, users, groups)."""
+        ...
+
+    def keys_of_members(self, members: Mapping[str, Iterable[str]]) -> set[str]:
+        """The age recipients of those members."""
+        ...
+
+    def read_secret(self, secret_dir: Path, identities: list[str]) -> bytes:
+        """The plaintext of secret_dir/secret, opened with one of `identities`."""
+        ...
+
+    def write_secret(self, secret_dir: Path, plaintext: bytes, members: Mapping[str, Iterable[str]]) -> None:
+        """secret_dir/secret encrypted to its current members plus `members`, then linked to them."""
+        ...
+
+
 class VarsStore:
-    def __init__(self, repo: Path) -> None:
+    def __init__(self, repo: Path, secrets: SecretBackend | None = None) -> None:
         self.repo = repo
         self.root = repo / "vars"
+        # the engines that manage keys and members (generate, fix) use the sops tree itself
         self.sops = SopsTree(repo)
+        self.secrets: SecretBackend = self.sops if secrets is None else secrets
 
     def dir(self, gid: GeneratorId) -> Path:
         """The generator's folder; a StoreLayoutError if the id does not name exactly one."""
@@ -134,8 +157,7 @@ class VarsStore:
         return path.read_bytes() if _stored(self.repo, path) else None
 
     def secret(self, gid: GeneratorId, file: str, identities: list[str]) -> bytes:
-        path = self.file_dir(gid, file) / "secret"
-        return decrypt(path.read_bytes(), identities, str(path.relative_to(self.repo)))
+        return self.secrets.read_secret(self.file_dir(gid, file), identities)
 
     def read(self, gid: GeneratorId, f: GeneratorFile, identities: list[str]) -> bytes | None:
         if not self.exists(gid, f):
@@ -160,7 +182,7 @@ class VarsStore:
         staging = tempfile.mkdtemp(dir=final.parent, prefix=f".{gid.name}.new-")
         # os calls on strings: the folder is new and empty, so nothing needs looking up first
         regenerating = os.path.isdir(final)
-        up = os.path.relpath(self.sops.root, os.path.join(final, "file", "kind"))  # member links' prefix
+        up = os.path.relpath(self.secrets.root, os.path.join(final, "file", "kind"))  # member links' prefix
         try:
             for f in g.all_files:
                 target = os.path.join(staging, f.name)
@@ -172,13 +194,12 @@ class VarsStore:
                 links = {("users", admin): f"{up}/users/{admin}"}
                 links.update({("machines", m): f"{up}/machines/{m}" for m in (machines if f.deploy else [])})
                 if regenerating:  # links the old file had stay, as clan keeps them (machines only if deployed)
-                    links.update(
-                        {k: v for k, v in _links(self.sops, final / f.name).items() if f.deploy or k[0] != "machines"}
-                    )
+                    old = _links(self.secrets, final / f.name)
+                    links.update({k: v for k, v in old.items() if f.deploy or k[0] != "machines"})
                 members: dict[str, list[str]] = {}
                 for kind, name in links:
                     members.setdefault(kind, []).append(name)
-                document = encrypt(outputs[f.name], sorted(self.sops.keys_of_members(members)))
+                document = encrypt(outputs[f.name], sorted(self.secrets.keys_of_members(members)))
                 fsutil.create(os.path.join(target, "secret"), document.encode(), 0o600)  # before any link
                 for kind in members:
                     os.mkdir(os.path.join(target, kind), 0o700)
@@ -229,7 +250,7 @@ class VarsStore:
         if f.secret:
             (folder / "value").unlink(missing_ok=True)
             members = {"users": [admin], "machines": machines if f.deploy else []}
-            self.sops.write_secret(folder, value, members)
+            self.secrets.write_secret(folder, value, members)
         else:
             (folder / "secret").unlink(missing_ok=True)
             fsutil.write_atomic(folder / "value", value, 0o644, dir_mode=0o755)
@@ -251,7 +272,7 @@ def discard(staged: Staged) -> None:
         shutil.rmtree(staged.staging, ignore_errors=True)
 
 
-def _links(tree: SopsTree, secret_dir: Path) -> dict[tuple[str, str], str]:
+def _links(tree: SecretBackend, secret_dir: Path) -> dict[tuple[str, str], str]:
     """(kind, name) -> link text of a secret's member links; a broken one is an error (members)."""
     members = tree.members(secret_dir) if secret_dir.is_dir() else {}
     return {(kind, name): os.readlink(secret_dir / kind / name) for kind, names in members.items() for name in names}

@@ -21,17 +21,13 @@ from cryptography.hazmat.primitives.serialization import (
     load_ssh_public_key,
 )
 
-from fleet_sdk.errors import FleetError
+from fleet_sdk.errors import VarValueError
 from fleet_sdk.spec.generators import Generator, GeneratorFile
 
 MAX_VALUE_BYTES = 1 << 20  # 1 MiB: far above any key or certificate, far below what a sops file should hold
 # generator -> its private key file; the public half is `<file>.pub` (vars.builtins)
 SSH_KEY_PAIRS = {"openssh": "ssh.id_ed25519", "openssh-ca": "id_ed25519", "deploy-key": "id_ed25519"}
 _NETWORK_ID = re.compile(r"[0-9a-f]{16}")
-
-
-class VarValueError(FleetError):
-    """A value `fleet vars set` refuses; nothing was stored."""
 
 
 def _refuse(machine: str, g: Generator, f: GeneratorFile, problem: str, todo: str) -> VarValueError:

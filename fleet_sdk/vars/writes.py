@@ -1,15 +1,9 @@
-"""Failures to write the store (a full disk, a read-only or unwritable folder), said plainly."""
+"""Failures to write the store (a full disk, a read-only or unwritable folder), said plainly: the
+reason a VarsWriteError gives."""
 
 from __future__ import annotations
 
 import errno
-
-from fleet_sdk.errors import FleetError
-
-
-class VarsWriteError(FleetError):
-    """The store could not be written (a full disk, a read-only or unwritable folder)."""
-
 
 _REASONS = {
     errno.ENOSPC: "no space left on the device",

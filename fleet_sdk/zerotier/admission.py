@@ -16,6 +16,7 @@ from fleet_sdk.fs.private import private_dir
 from fleet_sdk.sops import operator_identities
 from fleet_sdk.spec import Fleet
 from fleet_sdk.tools import ssh
+from fleet_sdk.tools.runner import LOCAL, Runner
 from fleet_sdk.vars.store import GeneratorId, VarsStore
 from fleet_sdk.zerotier import service
 from fleet_sdk.zerotier.identity import member_id
@@ -31,7 +32,7 @@ class Admission:
     members: dict[str, str]  # name (machine or member id) -> member id
 
 
-def plan(store: VarsStore, fleet: Fleet, instance: str, members: list[str] | None = None) -> Admission:
+def resolve_admission(store: VarsStore, fleet: Fleet, instance: str, members: list[str] | None = None) -> Admission:
     inst = fleet.instance(instance)
     if not service.is_zerotier(inst):
         raise FleetError(f"instance {instance!r} is not a zerotier instance")
@@ -95,8 +96,11 @@ def deploy_key_file(store: VarsStore) -> Iterator[Path | None]:
         yield path
 
 
-def admit(store: VarsStore, fleet: Fleet, admission: Admission, target: str | None) -> str:
+def admit(
+    store: VarsStore, fleet: Fleet, admission: Admission, target: str | None, runner: Runner | None = None
+) -> str:
     """Admit on the controller at `target` ([user@]host[:port]), by default its target host."""
+    runner = LOCAL if runner is None else runner
     host = target or fleet.machine(admission.controller).target_host
     if not host:
         raise FleetError(
@@ -104,4 +108,4 @@ def admit(store: VarsStore, fleet: Fleet, admission: Admission, target: str | No
             "pass --target-host"
         )
     with deploy_key_file(store) as key:
-        return ssh.run_script(host, script(admission), key).text
+        return ssh.run_script(runner, host, script(admission), key).text

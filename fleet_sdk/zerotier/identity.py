@@ -27,17 +27,13 @@ from Crypto.Cipher import Salsa20
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from fleet_sdk.errors import FleetError
-from fleet_sdk.tools.runner import run
+from fleet_sdk.errors import ZeroTierError
+from fleet_sdk.tools.runner import LOCAL, Runner
 
 WORDS = 262_144  # 2 MiB of 64-bit words
 BLOCKS = WORDS // 8  # 64-byte Salsa20 blocks filling that memory
 SWAPS = WORDS // 2  # mixing iterations
 FIRST_BYTE_LESS_THAN = 17
-
-
-class ZeroTierError(FleetError):
-    pass
 
 
 def _mix_python(memory: list[int], prefix: np.ndarray, words: list[int], marks: list[int]) -> None:
@@ -156,10 +152,11 @@ class Identity:
         return cls(address, pub, priv)
 
     @classmethod
-    def generate(cls, workers: int | None = None) -> Identity:
+    def generate(cls, workers: int | None = None, runner: Runner | None = None) -> Identity:
         """A new identity; the search (about 15 hashes on average) runs on every core."""
+        runner = LOCAL if runner is None else runner
         if shutil.which("zerotier-idtool") and not os.environ.get("FLEET_ZEROTIER_PYTHON"):
-            return cls.parse(run(["zerotier-idtool", "generate"]).text)
+            return cls.parse(runner.run(["zerotier-idtool", "generate"]).text)
         workers = workers or os.cpu_count() or 1
         _warm_up()
         if workers == 1:

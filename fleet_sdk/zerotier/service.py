@@ -11,6 +11,9 @@ A machine declares only its OWN identity (clan's eval test `test_identity_scoped
 declaring another's would link that machine's private identity to it. The network generator's
 dependency on the controller's identity is resolved fleet-wide as a shared generator, as clan does
 for a dependency the machine does not declare itself.
+
+The service registers itself with the spec (`SERVICE`, at the end): Fleet validation and
+`Fleet.generators_of` reach it only through fleet_sdk.spec.services.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fleet_sdk.spec.generators import Generator, GeneratorFile
+from fleet_sdk.spec.services import register_service
 
 if TYPE_CHECKING:
     from fleet_sdk.spec.fleet import Fleet
@@ -239,3 +243,37 @@ def generators(fleet: Fleet, instance: ServiceInstance, machine: str) -> list[Ge
         _network_generator(instance.name, controller, pinned),
         _ip_generator(machine, instance.name),
     ]
+
+
+def identity_problems(machine: str, generator: Generator) -> list[str]:
+    """A machine declares only its own identity (clan's `test_identity_scoped_to_own_machine`)."""
+    owner = generator.name.removeprefix(IDENTITY_PREFIX)
+    if owner == generator.name or owner == machine:
+        return []
+    return [
+        f"machine {machine!r}: generator {generator.name!r} is the ZeroTier identity of {owner!r}; declaring it "
+        f"would give {machine!r} that private key. Remove it from {machine!r}: a dependency on it is "
+        "resolved as a shared generator without declaring it"
+    ]
+
+
+class ZeroTierService:
+    """clan-core's zerotier service as the spec sees it (fleet_sdk.spec.services.ServiceDefinition)."""
+
+    module = MODULE
+
+    def handles(self, instance: ServiceInstance) -> bool:
+        return is_zerotier(instance)
+
+    def problems(self, fleet: Fleet, instance: ServiceInstance) -> list[str]:
+        return problems(fleet, instance)
+
+    def generators(self, fleet: Fleet, instance: ServiceInstance, machine: str) -> list[Generator]:
+        return generators(fleet, instance, machine)
+
+    def generator_problems(self, machine: str, generator: Generator) -> list[str]:
+        return identity_problems(machine, generator)
+
+
+SERVICE = ZeroTierService()
+register_service(SERVICE)

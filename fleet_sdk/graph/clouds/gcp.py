@@ -2,7 +2,7 @@
 (with a rule on a tag of its own when it opens more ports).
 
 pulumi_gcp.compute costs about a second to import (reference/pulumi.md §7), so it is imported only
-when the fleet has an enabled GCP machine.
+when the fleet has an enabled GCP machine. Registered as the `gcp` cloud plug-in.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 import pulumi
 
+from fleet_sdk.graph.clouds import CloudArgs, CloudPlugin, Server, register
 from fleet_sdk.spec import Fleet, GcpHost, Machine
 from fleet_sdk.spec.hosts import port_ranges
 
@@ -47,43 +48,41 @@ def open_port_allows(open_ports: tuple[str, ...]) -> list[dict[str, Any]]:
 
 
 class GcpCloud(pulumi.ComponentResource):
-    """Firewall rules that let SSH and ZeroTier reach every instance carrying the fleet's tag."""
+    """What every instance of the fleet shares (`fleet:gcp:Cloud`, composite): firewall rules that let
+    SSH and ZeroTier reach every instance carrying the fleet's tag, and the deploy key (as instance
+    metadata) and provider they use."""
 
-    def __init__(
-        self,
-        fleet: Fleet,
-        public_key: pulumi.Input[str],
-        credentials: pulumi.Output[str] | None,
-        opts: pulumi.ResourceOptions,
-    ) -> None:
-        super().__init__("fleet:gcp:Cloud", fleet.name, None, opts)
+    def __init__(self, name: str, args: CloudArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("fleet:gcp:Cloud", name, None, opts)
         import pulumi_gcp as gcp
 
+        fleet = args.fleet
         self._compute = gcp.compute
         self.tag = f"fleet-{gce_label(fleet.name)}"
-        self.public_key = pulumi.Output.from_input(public_key)
+        self.public_key = pulumi.Output.from_input(args.public_key)
+        child = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(parent=self))
         self.provider = None
-        if credentials is not None:
+        if args.credential is not None:
             # an explicit provider reads no gcp:* stack config itself: hand project and location over
             config = pulumi.Config("gcp")
             self.provider = gcp.Provider(
-                fleet.name,
-                credentials=credentials,
+                name,
+                credentials=args.credential,
                 project=config.get("project"),
                 region=config.get("region"),
                 zone=config.get("zone"),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=child,
             )
-        child = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        shared = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(provider=self.provider))
         self.firewalls = [
             gcp.compute.Firewall(
-                f"{fleet.name}-{purpose}",
+                f"{name}-{purpose}",
                 name=f"{self.tag}-{purpose}",
                 network="default",
                 allows=[{"protocol": protocol, "ports": [port]}],
                 source_ranges=["0.0.0.0/0"],
                 target_tags=[self.tag],
-                opts=child,
+                opts=shared,
             )
             for purpose, (protocol, port) in PORTS.items()
         ]
@@ -92,7 +91,13 @@ class GcpCloud(pulumi.ComponentResource):
     def machine_tag(self, machine: Machine) -> str:
         return f"{self.tag}-{gce_label(machine.name)}"
 
-    def instance(self, fleet: Fleet, machine: Machine, host: GcpHost, parent: pulumi.Resource) -> Any:
+    def server(self, fleet: Fleet, machine: Machine, opts: pulumi.ResourceOptions) -> Server:
+        host = machine.host
+        assert isinstance(host, GcpHost)  # the plug-in serves its own host model only
+        instance = self.instance(fleet, machine, host, opts)
+        return Server(instance, ipv4=instance.network_interfaces.apply(nat_ip))
+
+    def instance(self, fleet: Fleet, machine: Machine, host: GcpHost, opts: pulumi.ResourceOptions) -> Any:
         accelerators: dict[str, Any] = {}
         if host.gpu_type:
             accelerators = {
@@ -112,7 +117,7 @@ class GcpCloud(pulumi.ComponentResource):
                     allows=open_port_allows(host.open_ports),
                     source_ranges=["0.0.0.0/0"],
                     target_tags=[tag],
-                    opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
+                    opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=self.provider)),
                 )
             )
             tags.append(tag)
@@ -130,12 +135,27 @@ class GcpCloud(pulumi.ComponentResource):
             allow_stopping_for_update=True,
             deletion_protection=host.protect,
             **accelerators,
-            opts=pulumi.ResourceOptions(
-                parent=parent,
-                provider=self.provider,
-                protect=host.protect,
-                depends_on=firewalls,
-                # the bootstrap OS only matters before nixos-anywhere; changing it must not reinstall
-                ignore_changes=["metadata_startup_script", "boot_disk"],
+            opts=pulumi.ResourceOptions.merge(
+                opts,
+                pulumi.ResourceOptions(
+                    provider=self.provider,
+                    protect=host.protect,
+                    depends_on=firewalls,
+                    # the bootstrap OS only matters before nixos-anywhere; changing it must not reinstall
+                    ignore_changes=["metadata_startup_script", "boot_disk"],
+                ),
             ),
         )
+
+
+def nat_ip(nics: Any) -> str | None:
+    """The instance's public address: the NAT IP of its first access config that has one."""
+    for nic in nics or []:
+        for ac in (nic.get("access_configs") if isinstance(nic, dict) else nic.access_configs) or []:
+            ip = ac.get("nat_ip") if isinstance(ac, dict) else ac.nat_ip
+            if ip:
+                return str(ip)
+    return None
+
+
+PLUGIN = register(CloudPlugin(kind="gcp", host=GcpHost, component=GcpCloud))

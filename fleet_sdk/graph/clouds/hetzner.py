@@ -1,13 +1,14 @@
 """Hetzner Cloud resources: the fleet's deploy key and firewall, and one server per machine (with a
-firewall of its own when it opens more ports)."""
+firewall of its own when it opens more ports). Registered as the `hetzner` cloud plug-in; pulumi_hcloud
+is imported only when the fleet has an enabled Hetzner machine."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pulumi
-import pulumi_hcloud as hcloud
 
+from fleet_sdk.graph.clouds import CloudArgs, CloudPlugin, Server, register
 from fleet_sdk.spec import Fleet, HetznerHost, Machine
 from fleet_sdk.spec.hosts import port_ranges
 
@@ -35,38 +36,39 @@ def open_port_rules(open_ports: tuple[str, ...]) -> list[dict[str, Any]]:
 
 
 class HetznerCloud(pulumi.ComponentResource):
-    """What every Hetzner server of the fleet shares: the deploy key and the firewall."""
+    """What every Hetzner server of the fleet shares (`fleet:hetzner:Cloud`, composite): the deploy
+    key, the firewall and, with a token from a clan secret, the provider."""
 
-    def __init__(
-        self,
-        fleet: Fleet,
-        public_key: pulumi.Input[str],
-        token: pulumi.Output[str] | None,
-        opts: pulumi.ResourceOptions,
-    ) -> None:
-        super().__init__("fleet:hetzner:Cloud", fleet.name, None, opts)
+    def __init__(self, name: str, args: CloudArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("fleet:hetzner:Cloud", name, None, opts)
+        import pulumi_hcloud as hcloud
+
+        self._hcloud = hcloud
+        fleet = args.fleet
+        child = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(parent=self))
         # an explicit provider when the token comes from a clan secret; else the default (hcloud:token)
         self.provider = (
-            hcloud.Provider(fleet.name, token=token, opts=pulumi.ResourceOptions(parent=self))
-            if token is not None
-            else None
+            hcloud.Provider(name, token=args.credential, opts=child) if args.credential is not None else None
         )
-        child = pulumi.ResourceOptions(parent=self, provider=self.provider)
+        shared = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(provider=self.provider))
         labels = {"fleet": fleet.name}
         # Hetzner refuses a second key with the same fingerprint, so the fleet registers it once.
         self.ssh_key = hcloud.SshKey(
-            f"{fleet.name}-deploy",
+            f"{name}-deploy",
             name=f"{fleet.name}-deploy",
-            public_key=public_key,
+            public_key=args.public_key,
             labels=labels,
-            opts=child,
+            opts=shared,
         )
-        self.firewall = hcloud.Firewall(fleet.name, name=fleet.name, rules=FIREWALL_RULES, labels=labels, opts=child)
+        self.firewall = hcloud.Firewall(name, name=fleet.name, rules=FIREWALL_RULES, labels=labels, opts=shared)
         # hcloud wants integer ids; one conversion shared by every server
         self.firewall_ids = [self.firewall.id.apply(int)]
         self.register_outputs({"ssh_key_id": self.ssh_key.id, "firewall_id": self.firewall.id})
 
-    def server(self, fleet: Fleet, machine: Machine, host: HetznerHost, parent: pulumi.Resource) -> hcloud.Server:
+    def server(self, fleet: Fleet, machine: Machine, opts: pulumi.ResourceOptions) -> Server:
+        host = machine.host
+        assert isinstance(host, HetznerHost)  # the plug-in serves its own host model only
+        hcloud = self._hcloud
         labels = {**host.labels, "fleet": fleet.name, "machine": machine.name}
         firewall_ids = self.firewall_ids
         if host.open_ports:
@@ -76,10 +78,10 @@ class HetznerCloud(pulumi.ComponentResource):
                 name=f"{fleet.name}-{machine.name}-ports",
                 rules=open_port_rules(host.open_ports),
                 labels=labels,
-                opts=pulumi.ResourceOptions(parent=parent, provider=self.provider),
+                opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=self.provider)),
             )
             firewall_ids = [*firewall_ids, own.id.apply(int)]
-        return hcloud.Server(
+        server = hcloud.Server(
             machine.name,
             name=machine.name,
             server_type=host.server_type,
@@ -91,11 +93,17 @@ class HetznerCloud(pulumi.ComponentResource):
             labels=labels,
             delete_protection=host.protect,
             rebuild_protection=host.protect,
-            opts=pulumi.ResourceOptions(
-                parent=parent,
-                provider=self.provider,
-                protect=host.protect,
-                # changing either would replace (wipe) an installed server
-                ignore_changes=["ssh_keys", "user_data"],
+            opts=pulumi.ResourceOptions.merge(
+                opts,
+                pulumi.ResourceOptions(
+                    provider=self.provider,
+                    protect=host.protect,
+                    # changing either would replace (wipe) an installed server
+                    ignore_changes=["ssh_keys", "user_data"],
+                ),
             ),
         )
+        return Server(server, ipv4=server.ipv4_address, ipv6=server.ipv6_address)
+
+
+PLUGIN = register(CloudPlugin(kind="hetzner", host=HetznerHost, component=HetznerCloud))

@@ -1,0 +1,122 @@
+"""The deploy step of each machine with deploy settings (`Machine.deploy`): a local.Command
+`<m>-deploy` under the machine's component running `fleet machine deploy <m> --json`, which builds
+the system, uploads the machine's secrets, switches and rolls back on failure (fleet_sdk.deploy).
+
+It waits for the machine's vars step, its server and the deploy steps of the machines its `after`
+names (waves). It re-runs when one of its triggers changes: the system closure, the stored
+ciphertext of the secrets it uploads, its deploy settings. Deleting it does nothing: a machine keeps
+the system it runs. Its JSON result gives the stack outputs `system` and `reboot_required`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+from pulumi_command import local
+
+from fleet_sdk.deploy.stored import ciphertext_digest
+from fleet_sdk.graph.steps import content_hash, fleet_command, step_environment, with_target_host
+from fleet_sdk.spec import Fleet, Machine
+from fleet_sdk.spec.deploy import deploy_order
+from fleet_sdk.stack.settings import StackSettings
+
+if TYPE_CHECKING:
+    from fleet_sdk.graph.fleet import MachineComponent
+
+
+def closure_trigger(machine: Machine) -> str:
+    """Stands in for the system closure's outPath until the closure probe gives it: a content hash
+    of the machine's declarations (its deploy settings and whether it is enabled left out, which
+    have a trigger of their own or remove the step)."""
+    return content_hash(machine.model_dump(mode="json", exclude={"deploy", "enabled"}))
+
+
+def secrets_trigger(fleet: Fleet, machine: Machine, settings: StackSettings) -> str:
+    """A digest of the ciphertext of the secrets the deploy uploads, as stored in the repository."""
+    return ciphertext_digest(settings.repo, fleet, machine)
+
+
+def settings_trigger(machine: Machine) -> str:
+    """A content hash of the machine's deploy settings (without `after`, which only orders)."""
+    assert machine.deploy is not None
+    return content_hash(machine.deploy.settings())
+
+
+@dataclass(frozen=True)
+class DeployStepArgs:
+    fleet: Fleet
+    machine: Machine  # enabled, with deploy settings
+    settings: StackSettings
+    vars: local.Command | None  # the machine's vars step
+    server: pulumi.Resource | None  # its cloud server
+    ipv4: pulumi.Output[str] | None  # the server's public address: the target unless target_host is set
+    after: tuple[pulumi.Resource, ...] = ()  # the deploy steps it waits for
+
+
+def deploy_step(name: str, args: DeployStepArgs, opts: pulumi.ResourceOptions) -> local.Command:
+    """`fleet machine deploy <m> --json --stack <stack>` (with `--target-host root@<ipv4>` for a cloud
+    machine without target_host). `opts`: the machine component's child options."""
+    machine = args.machine
+    command = fleet_command(["machine", "deploy", machine.name, "--json", "--stack", pulumi.get_stack()])
+    target: pulumi.Output[str] | None = None
+    if args.ipv4 is not None and machine.target_host is None:
+        target = args.ipv4.apply(lambda ip: f"root@{ip}" if ip else "")
+    waits = [r for r in (args.vars, args.server) if r is not None] + list(args.after)
+    return local.Command(
+        name,
+        create=with_target_host(command, target),
+        environment=step_environment(args.settings),
+        triggers=[
+            closure_trigger(machine),
+            secrets_trigger(args.fleet, machine, args.settings),
+            settings_trigger(machine),
+        ],
+        add_previous_output_in_env=False,
+        # paths travel in the environment, which diffs ignore (graph.steps)
+        opts=pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(depends_on=waits, ignore_changes=["environment"])
+        ),
+    )
+
+
+def deploy_steps(fleet: Fleet, machines: dict[str, MachineComponent], settings: StackSettings) -> None:
+    """Give each enabled machine with deploy settings its step (`component.deploy`) and outputs
+    (`component.deployed`), made after the steps they wait for. A machine without a step (disabled)
+    passes its own waits on to the machines that name it in `after`."""
+    waits_for: dict[str, tuple[pulumi.Resource, ...]] = {}
+    for machine in deploy_order(fleet.machines):
+        assert machine.deploy is not None
+        after = tuple(dict.fromkeys(r for name in machine.deploy.after for r in waits_for.get(name, ())))
+        component = machines[machine.name]
+        if not machine.enabled:
+            waits_for[machine.name] = after
+            continue
+        args = DeployStepArgs(fleet, machine, settings, component.vars, component.server, component.ipv4, after)
+        step = deploy_step(f"{machine.name}-deploy", args, component.child_options)
+        component.deploy = step
+        component.deployed = deploy_outputs(step.stdout, machine.name)
+        waits_for[machine.name] = (step,)
+
+
+def deploy_outputs(stdout: pulumi.Output[str], machine: str) -> dict[str, pulumi.Output[Any]]:
+    """`system` (the store path the machine runs) and `reboot_required` from the step's JSON result."""
+    return {
+        "system": _result(stdout, machine, "current"),
+        "reboot_required": _result(stdout, machine, "reboot_required"),
+    }
+
+
+def _result(stdout: pulumi.Output[str], machine: str, key: str) -> pulumi.Output[Any]:
+    """One field of the machine's result in `fleet machine deploy --json` output; None when absent
+    (e.g. under test mocks, which print nothing)."""
+
+    def pick(text: str | None) -> Any:
+        try:
+            return json.loads(text or "")[machine][key]
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    return stdout.apply(pick)

@@ -1,0 +1,60 @@
+"""A target's OpenSSH server: its config, the keys, a free port, and the shell test for a live
+listener."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+SSHD = "/usr/sbin/sshd"
+
+SSHD_CONFIG = """\
+ListenAddress 127.0.0.1
+Port {port}
+HostKey /etc/ssh/ssh_host_ed25519_key
+# NixOS's default place for keys, so a non-root login user gets its own file
+AuthorizedKeysFile /etc/ssh/authorized_keys.d/%u
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile /run/sshd.pid
+# without the post-quantum default each connection costs about 0.1 s more CPU: tests make hundreds
+KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org
+Subsystem sftp /usr/lib/openssh/sftp-server
+"""
+
+# Shell: true when the sshd listener of /run/sshd.pid runs (sets $pid); a zombie counts as gone.
+LISTENER_ALIVE = (
+    'pid=$(cat /run/sshd.pid 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null '
+    '&& case $(cut -d" " -f3 /proc/$pid/stat) in Z|X) false;; esac'
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def keygen(path: Path) -> Path:
+    """A new ed25519 key pair at `path` and `path`.pub, without passphrase or comment."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(path)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+    )
+    return path
+
+
+def connects(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
