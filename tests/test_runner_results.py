@@ -90,3 +90,8 @@ def test_paths_in_argv_become_strings(tmp_path: Path) -> None:
 
 def test_redact_skips_empty_secrets() -> None:
     assert runner.redact(["a-b", "c"], ["", "b"]) == ["a-***", "c"]
+
+
+def test_a_command_error_without_hint_adds_nothing() -> None:
+    assert str(CommandError(["x", "y"], 2, b"")) == "`x y` failed with exit code 2"
+    assert str(CommandError(["x"], None, b"late\n")) == "`x` timed out:\nlate"

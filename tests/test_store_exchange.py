@@ -73,8 +73,9 @@ def test_a_failing_rename_in_the_fallback_puts_the_old_generator_back(
 def test_a_real_exchange_failure_is_raised_not_papered_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     staging, final = folders(tmp_path)
     monkeypatch.setattr(store, "_libc", NoExchange(errno.EACCES))
-    with pytest.raises(PermissionError):
+    with pytest.raises(PermissionError) as info:
         store._swap_in(staging, final)
+    assert info.value.filename == str(final)  # the error names the generator's folder
     assert (final / "value").read_text() == "old" and (staging / "value").read_text() == "new"
 
 

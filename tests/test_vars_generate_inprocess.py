@@ -114,3 +114,85 @@ def test_public_values_are_the_machines_public_files_only(tmp_path: Path) -> Non
     assert values["other/pub"] == "other\n"
     assert values["name/hostname"].startswith("host-")
     assert public_values(VarsStore(repo), fleet, "b") == {"other/pub": "other\n"}
+
+
+KEY = Generator(name="key", files=(GeneratorFile(name="k"),), script="printf 'k3y' > $out/k")
+USES_KEY = Generator(
+    name="uses-key",
+    dependencies=("key",),
+    files=(GeneratorFile(name="copy", secret=False),),
+    script="cat $in/key/k > $out/copy",
+)
+
+
+def test_a_dependency_stored_earlier_is_decrypted_with_the_given_identities(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SOPS_AGE_KEY", raising=False)
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(tmp_path / "no-such-key"))
+    repo = _repo(tmp_path)
+    fleet = Fleet(name="f", machines=(Machine(name="m", generators=(KEY, USES_KEY)),))
+    generate(repo, fleet, _options(generators=["key"]))
+    # the dependent alone: its input comes from the store, opened with the identities passed in
+    result = generate(repo, fleet, _options(generators=["uses-key"]))
+    assert [g.name for g in result.generated] == ["uses-key"]
+    assert public_values(VarsStore(repo), fleet, "m") == {"uses-key/copy": "k3y"}
+
+
+def test_an_undecodable_public_value_is_replaced_not_raised(tmp_path: Path) -> None:
+    repo = _repo(tmp_path)
+    binary = Generator(name="bin", files=(GeneratorFile(name="b", secret=False),), script=r"printf 'a\377b' > $out/b")
+    fleet = Fleet(name="f", machines=(Machine(name="m", generators=(binary,)),))
+    generate(repo, fleet, _options())
+    assert public_values(VarsStore(repo), fleet, "m") == {"bin/b": "a\ufffdb"}
+
+
+def test_a_full_disk_while_storing_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from fleet_sdk.vars.generate import VarsWriteError
+
+    def full(self: VarsStore, batch: object) -> list[Path]:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(VarsStore, "commit", full)
+    with pytest.raises(VarsWriteError) as info:
+        generate(_repo(tmp_path), Fleet(name="f", machines=(Machine(name="m", generators=(OTHER,)),)), _options())
+    assert str(info.value).startswith("putting generated vars in place: cannot write")
+    assert "nothing of it was stored (generators stored before it stay). Free space or make the repository " in str(
+        info.value
+    )
+
+
+def test_a_failure_whose_git_add_fails_too_reports_the_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fleet_sdk.vars.execute import GeneratorError
+
+    def broken_add(*args: object, **kw: object) -> None:
+        raise OSError(5, "Input/output error")
+
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(generate_module, "git", SimpleNamespace(add=broken_add))  # generate's own git only
+    failing = Generator(name="bad", files=(GeneratorFile(name="x", secret=False),), script="exit 3")
+    fleet = Fleet(name="f", machines=(Machine(name="m", generators=(failing,)),))
+    with pytest.raises(GeneratorError):
+        generate(_repo(tmp_path), fleet, _options())
+
+
+def test_the_default_parallelism_is_twice_the_cores_up_to_eight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    seen: list[int | None] = []
+
+    class Recording(ThreadPoolExecutor):
+        def __init__(self, max_workers: int | None = None) -> None:
+            seen.append(max_workers)
+            super().__init__(max_workers=max_workers)
+
+    monkeypatch.setattr(generate_module, "ThreadPoolExecutor", Recording)
+    fleet = Fleet(name="f", machines=(Machine(name="m", generators=(OTHER,)),))
+    generate(_repo(tmp_path), fleet, _options())
+    assert seen == [min(8, (os.cpu_count() or 2) * 2)]
+    generate(_repo(tmp_path / "again"), fleet, _options(jobs=3))
+    assert seen[-1] == 3

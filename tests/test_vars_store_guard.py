@@ -81,14 +81,20 @@ def test_bad_file_names_and_forged_staged_folders_are_refused(store: VarsStore, 
     bystander = tmp_path / "elsewhere"
     bystander.mkdir()
     (bystander / "keep").write_text("not the store's")
+    other = store.root / "shared" / "other"
     forged = [
-        Staged(good, staged.staging, store.root / "shared" / "other"),  # would swap another generator away
-        Staged(GeneratorId("other", None), staged.staging, store.root / "shared" / "other"),  # not beside it
-        Staged(good, bystander, staged.final),
+        # would swap another generator away
+        (Staged(good, staged.staging, other), f"refusing {other}: a staged generator's folder and its staging"),
+        # not beside it
+        (Staged(GeneratorId("other", None), staged.staging, other), f"refusing {other}: a staged generator's"),
+        (Staged(good, bystander, staged.final), f"refusing {staged.final}: a staged generator's folder and its"),
+        # beside it, but not a folder `stage` made
+        (Staged(good, staged.final.parent / "gen2", staged.final), "gen2: a staging folder must be a single name"),
     ]
-    for s in forged:
-        with pytest.raises(StoreLayoutError):
+    for s, words in forged:
+        with pytest.raises(StoreLayoutError) as info:
             store.commit([staged, s])  # refused whole: the genuine one stays staged, nothing is removed
+        assert words in str(info.value)
     assert staged.staging.is_dir() and (bystander / "keep").is_file()
     assert snapshot(store.repo) == before  # nothing swapped
     # the control: the genuine staged folder still goes in
