@@ -15,6 +15,7 @@ from fleet_sdk.disko import DiskLayout
 from fleet_sdk.errors import (
     BrokenMemberError,
     ClosureProbeError,
+    ClosureUnknownError,
     CloudSecretError,
     CommandError,
     ConfigError,
@@ -93,6 +94,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "BrokenMemberError",
     "ClosureProbeError",
+    "ClosureUnknownError",
     "CloudSecretError",
     "CommandError",
     "ConfigError",

@@ -358,3 +358,15 @@ class ClosureProbeError(FleetError):
             "\n".join(blocks) + f"\nfix the configuration in the flake {flake}; `nix eval --show-trace` of the "
             "machine's toplevel shows the whole trace"
         )
+
+
+class ClosureUnknownError(FleetError):
+    """`pulumi up` would deploy a machine whose system closure the probe could not tell."""
+
+    def __init__(self, machine: str, reason: str) -> None:
+        self.machine = machine
+        super().__init__(
+            f"machine {machine!r}: its system is unknown ({reason}); `pulumi up` deploys only a known "
+            "system: run it where the stack's flake (fleet:flake) evaluates, or set fleet:closureProbe=false "
+            "to deploy on the flake's source fingerprint"
+        )

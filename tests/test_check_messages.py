@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from fleet_sdk.disko import DiskLayout
-from fleet_sdk.keys import SopsTree, read_key_json
-from fleet_sdk.sops import SopsError
+from fleet_sdk.errors import SopsError
+from fleet_sdk.sops.tree import SopsTree, read_key_json
 
 
 def _raised(path: Path) -> str:
@@ -37,8 +37,7 @@ def test_each_way_a_key_json_is_damaged_is_named(tmp_path: Path) -> None:
 
 def test_a_machine_key_that_cannot_be_opened_names_its_file(tmp_path: Path) -> None:
     from fleet_sdk import sops
-
-    from fleet_sdk.keys import KeyEntry
+    from fleet_sdk.sops.tree import KeyEntry
 
     tree = SopsTree(tmp_path)
     private, _ = sops.generate()  # someone else's key
@@ -61,14 +60,15 @@ ROOT = {"size": "100%", "content": {"type": "filesystem", "format": "ext4", "mou
 
 
 def _disk(partitions: dict[str, Any]) -> dict[str, Any]:
-    return {"disk": {"main": {"type": "disk", "device": "/dev/sda", "content": {"type": "gpt", "partitions": partitions}}}}
+    return {
+        "disk": {"main": {"type": "disk", "device": "/dev/sda", "content": {"type": "gpt", "partitions": partitions}}}
+    }
 
 
 def test_an_esp_without_vfat_is_named() -> None:
     bad = {**ESP, "content": {**ESP["content"], "format": "ext4"}}
-    assert (
-        "disk.main.content.partitions.ESP: an EF00 (EFI system) partition needs a vfat filesystem"
-        in _problems(_disk({"ESP": bad, "root": ROOT}))
+    assert "disk.main.content.partitions.ESP: an EF00 (EFI system) partition needs a vfat filesystem" in _problems(
+        _disk({"ESP": bad, "root": ROOT})
     )
 
 
@@ -103,9 +103,7 @@ def test_the_reserved_root_dataset_name_is_refused() -> None:
         **_disk({"ESP": ESP, "zfs": {"size": "100%", "content": {"type": "zfs", "pool": "rpool"}}}),
         "zpool": {"rpool": {"type": "zpool", "datasets": {"__root": {"type": "zfs_fs", "mountpoint": "/"}}}},
     }
-    assert "zpool.rpool.datasets.__root: the dataset name __root is reserved by disko" in _problems(
-        devices
-    )
+    assert "zpool.rpool.datasets.__root: the dataset name __root is reserved by disko" in _problems(devices)
 
 
 def test_resume_on_random_encryption_is_refused() -> None:

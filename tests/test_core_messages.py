@@ -11,9 +11,9 @@ import pytest
 
 from fleet_sdk import sops
 from fleet_sdk.disko import DiskLayout
-from fleet_sdk.disko.partitions import partition_plan, zpool_vdev_args
 from fleet_sdk.errors import PartitionPlanError, ZeroTierError
 from fleet_sdk.sops.tree import KeyEntry, SopsTree
+from fleet_sdk.spec.disks.partitions import partition_plan, zpool_vdev_args
 from fleet_sdk.zerotier.identity import network_id
 
 from .disko_examples import VALID

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 
 from fleet_sdk.disko import DiskLayout
-from fleet_sdk.disko.partitions import lv_plan
+from fleet_sdk.spec.disks.partitions import lv_plan
 
 from .disko_examples import VALID
 

@@ -25,8 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fleet_sdk.disko import BootMode, DiskLayout, DiskoError, PartitionPlanError
-from fleet_sdk.disko.checks import mounts
-from fleet_sdk.disko.model import Gpt
+from fleet_sdk.spec.disks.checks import mounts
+from fleet_sdk.spec.disks.model import Gpt
 from fleet_sdk.tools import nix
 from fleet_sdk.tools.runner import LOCAL
 

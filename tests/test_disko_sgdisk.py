@@ -1,4 +1,4 @@
-"""The partition plan (fleet_sdk.disko.partitions) against real sgdisk, driven the way disko does.
+"""The partition plan (fleet_sdk.spec.disks.partitions) against real sgdisk, driven the way disko does.
 
 Each case replays disko's format script on a fresh sparse image of the disk's exact size: the gpt's
 partitions in creation order (`resolve`), numbered 1..n, one `sgdisk --align-end --new=…` each via
@@ -32,9 +32,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fleet_sdk.disko import DiskLayout, PartitionPlanError
-from fleet_sdk.disko.model import Gpt
-from fleet_sdk.disko.partitions import PartitionSpec, partition_plan, plan_gpt, resolve
 from fleet_sdk.errors import CommandError
+from fleet_sdk.spec.disks.model import Gpt
+from fleet_sdk.spec.disks.partitions import PartitionSpec, partition_plan, plan_gpt, resolve
 from fleet_sdk.tools import sgdisk
 from fleet_sdk.tools.runner import LOCAL
 from tests.tools import require
@@ -72,7 +72,7 @@ def _disk(partitions: dict[str, Any]) -> DiskLayout:
     )
 
 
-# Tables where the plan and sgdisk 1.0.9 disagree (bugs in fleet_sdk.disko.partitions): reason, layout, size
+# Tables where the plan and sgdisk 1.0.9 disagree (bugs in fleet_sdk.spec.disks.partitions): reason, layout, size
 KNOWN_BUGS: dict[str, tuple[str, DiskLayout, int]] = {
     "align-8-from-300GB": (
         "plan.SMALLEST_ADVANCED_FORMAT is 1503238553 sectors with `>`; gdisk 1.0.9 aligns to at least "

@@ -8,7 +8,7 @@ import copy
 import pytest
 
 from fleet_sdk.disko import DiskLayout, DiskoError
-from fleet_sdk.disko.partitions import lv_plan, zpool_vdev_args
+from fleet_sdk.spec.disks.partitions import lv_plan, zpool_vdev_args
 
 from .disko_examples import LONG, V9_ZFS_VDEVS_DISKS, VALID, disk, fs
 

@@ -4,6 +4,7 @@ and the stack outputs read from its JSON result."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shlex
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 from typing_extensions import override
 
+from fleet_sdk.deploy.probe import Closure, Probed, Unknown
+from fleet_sdk.errors import ClosureUnknownError
 from fleet_sdk.graph import deploy as graph_deploy
 from fleet_sdk.graph import deploy_fleet
 from fleet_sdk.graph.steps import content_hash
@@ -58,8 +61,26 @@ def make_fleet(web_deploy: Deploy | None = None) -> Fleet:
     )
 
 
+def out_path(machine: str, version: str = "1") -> str:
+    return f"/nix/store/{hashlib.sha256(f'{machine}-{version}'.encode()).hexdigest()[:32]}-nixos-system-{machine}"
+
+
+def probed(fleet: Fleet, versions: dict[str, str] | None = None) -> dict[str, Probed]:
+    """What the closure probe says of a flake where each deployed machine has a system."""
+    versions = versions or {}
+    return {
+        m.name: Closure(
+            m.name, out_path(m.name, versions.get(m.name, "1")) + ".drv", out_path(m.name, versions.get(m.name, "1"))
+        )
+        for m in fleet.machines
+        if m.deploy is not None and m.enabled
+    }
+
+
 @pytest.fixture
-def repo(fleet_repo: Path) -> Path:
+def repo(fleet_repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # the systems as the closure probe finds them (tests/test_closure_probe.py runs it against real Nix)
+    monkeypatch.setattr(graph_deploy, "probe", lambda fleet, settings: probed(fleet))
     for rel, data in STORED.items():
         (fleet_repo / rel).parent.mkdir(parents=True, exist_ok=True)
         (fleet_repo / rel).write_bytes(data)
@@ -148,21 +169,40 @@ def test_triggers_are_closure_secrets_and_settings(repo: Path) -> None:
     graph = record(fleet, repo)
     web = fleet.machine("web")
     assert graph.one(COMMAND, "web-deploy").inputs["triggers"] == [
-        graph_deploy.closure_trigger(web),
+        out_path("web"),
         graph_deploy.secrets_trigger(fleet, web, StackSettings(repo=repo)),
         content_hash(Deploy().settings()),
     ]
-    # no plaintext, no paths: hex digests only
-    assert all(re.fullmatch(r"[0-9a-f]{64}", t) for ts in triggers(graph).values() for t in ts)
+    # no plaintext: the system's store path, then hex digests only
+    assert all(re.fullmatch(r"[0-9a-f]{64}", t) for ts in triggers(graph).values() for t in ts[1:])
 
 
 def test_a_changed_closure_re_runs_exactly_that_machines_deploy(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = triggers(record(make_fleet(), repo))
-    placeholder = graph_deploy.closure_trigger
-    monkeypatch.setattr(graph_deploy, "closure_trigger", lambda m: "0" * 64 if m.name == "cache" else placeholder(m))
+    monkeypatch.setattr(graph_deploy, "probe", lambda fleet, settings: probed(fleet, {"cache": "2"}))
     after = triggers(record(make_fleet(), repo))
     assert changed(before, after) == {"cache"}
-    assert after["cache"][0] == "0" * 64 and after["cache"][1:] == before["cache"][1:]
+    assert after["cache"][0] == out_path("cache", "2") and after["cache"][1:] == before["cache"][1:]
+
+
+def test_an_unknown_system_is_a_warning_in_preview_and_refused_by_up(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unknown(fleet: Fleet, settings: StackSettings) -> dict[str, Probed]:
+        return {**probed(fleet), "web": Unknown("web", "flake github:acme/fleet is not on this machine")}
+
+    monkeypatch.setattr(graph_deploy, "probe", unknown)
+    preview = record(make_fleet(), repo, preview=True)
+    assert ("warning", "machine 'web': system unknown: flake github:acme/fleet is not on this machine") in preview.log
+    assert preview.one(COMMAND, "web-deploy").inputs["triggers"][0] == (
+        "unknown: flake github:acme/fleet is not on this machine"
+    )
+    with pytest.raises(ClosureUnknownError, match=r"machine 'web': its system is unknown \(flake github:acme"):
+        record(make_fleet(), repo)
+    # with the probe off, the source fingerprint is the trigger and up goes on
+    off = Unknown("web", "fleet:closureProbe is false", fingerprint="f" * 64)
+    monkeypatch.setattr(graph_deploy, "probe", lambda fleet, settings: {**probed(fleet), "web": off})
+    assert triggers(record(make_fleet(), repo))["web"][0] == "source:" + "f" * 64
 
 
 @pytest.mark.parametrize(

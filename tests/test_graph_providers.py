@@ -41,7 +41,9 @@ def lab() -> Fleet:
             Machine(name="web", host=HetznerHost(server_type="cx22", location="fsn1", dns=True)),
             # a machine's own firewall (open ports) is made by its cloud's provider too
             Machine(name="db", host=HetznerHost(server_type="cx22", location="fsn1", open_ports=("tcp/5432",))),
-            Machine(name="gpu", host=GcpHost(machine_type="e2-standard-2", zone="us-central1-b", open_ports=("tcp/443",))),
+            Machine(
+                name="gpu", host=GcpHost(machine_type="e2-standard-2", zone="us-central1-b", open_ports=("tcp/443",))
+            ),
         ),
     )
 

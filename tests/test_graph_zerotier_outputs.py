@@ -14,13 +14,12 @@ from typing import Any
 import pulumi
 
 from fleet_sdk.graph import deploy_fleet
-from fleet_sdk.graph import fleet as graph_fleet
 from fleet_sdk.graph import steps as graph_steps
-from fleet_sdk.graph import zerotier as graph_zerotier
+from fleet_sdk.graph.clouds import gcp as gcp_cloud
+from fleet_sdk.graph.offline import MOCK_DEPLOY_KEY
 from fleet_sdk.spec import Fleet, HetznerHost, Machine, Role, ServiceInstance
-from fleet_sdk.stackconfig import StackSettings
+from fleet_sdk.stack.settings import StackSettings
 from fleet_sdk.testing import FleetMocks, recorded_graph
-from fleet_sdk.testing.recorder import MOCK_DEPLOY_KEY
 from fleet_sdk.zerotier import rfc4193
 
 from .conftest import make_deploy_key
@@ -108,7 +107,7 @@ def test_an_empty_address_adds_no_target_host() -> None:
 
     def program() -> None:
         for host in ("", "root@192.0.2.1"):
-            graph_zerotier._with_target("fleet x", pulumi.Output.from_input(host)).apply(seen.append)
+            graph_steps.with_target_host("fleet x", pulumi.Output.from_input(host)).apply(seen.append)
 
     recorded_graph(program, preview=False)
     assert sorted(seen) == ["fleet x", "fleet x --target-host root@192.0.2.1"]
@@ -116,10 +115,10 @@ def test_an_empty_address_adds_no_target_host() -> None:
 
 def test_nat_ip_reads_typed_network_interfaces_and_dicts() -> None:
     typed = [SimpleNamespace(access_configs=[SimpleNamespace(nat_ip=None), SimpleNamespace(nat_ip="198.51.100.7")])]
-    assert graph_fleet._nat_ip(typed) == "198.51.100.7"
-    assert graph_fleet._nat_ip([{"access_configs": [{"nat_ip": "198.51.100.8"}]}]) == "198.51.100.8"
-    assert graph_fleet._nat_ip([SimpleNamespace(access_configs=None)]) is None
-    assert graph_fleet._nat_ip(None) is None
+    assert gcp_cloud.nat_ip(typed) == "198.51.100.7"
+    assert gcp_cloud.nat_ip([{"access_configs": [{"nat_ip": "198.51.100.8"}]}]) == "198.51.100.8"
+    assert gcp_cloud.nat_ip([SimpleNamespace(access_configs=None)]) is None
+    assert gcp_cloud.nat_ip(None) is None
 
 
 def test_content_hash_takes_paths_and_other_plain_values() -> None:

@@ -21,6 +21,7 @@ PACKAGE = Path(fleet_sdk.__file__).parent
 PUBLIC = [
     "BrokenMemberError",
     "ClosureProbeError",
+    "ClosureUnknownError",
     "CloudSecretError",
     "CommandError",
     "ConfigError",
@@ -116,6 +117,7 @@ TREE = {
     "SudoPasswordError": "DeployError",
     "NotASystemError": "DeployError",
     "ClosureProbeError": "FleetError",
+    "ClosureUnknownError": "FleetError",
 }
 
 # FleetErrors still defined beside their tool, to move into fleet_sdk/errors.py (then drop them here)

@@ -377,3 +377,41 @@ def test_fake_flake_evaluates_without_building(flake: FakeFlake):
     assert bumped != out and os.readlink(Path(bumped) / "kernel") != kernel
     with pytest.raises(ValueError, match="behaviour"):
         FakeSystem(behaviour="explode")  # type: ignore[arg-type]
+
+
+def test_sudo_shim_and_the_store_daemon_of_login_users(target_hosts: FakeTargets, flake: FakeFlake):
+    host = target_hosts.new(users=["crs58", "guest"], sudoers=["crs58"])
+    ran = host.ssh("sudo -n sh -c 'id -u; echo $PATH $HOME $SUDO_USER'", user="crs58")
+    assert ran.stdout == "0\n/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /root crs58\n"
+    asked = host.ssh("sudo -n id", user="guest", check=False)
+    assert (asked.returncode, asked.stderr) == (1, "sudo: a password is required\n")
+    no_n = host.ssh("sudo true", user="guest", check=False)
+    assert no_n.returncode == 1 and no_n.stderr.startswith("sudo: a terminal is required to read the password")
+    assert host.ssh("sudo -n id -u").stdout == "0\n"  # root
+    assert host.ssh("sudo -n no-such-program", user="crs58", check=False).stderr == (
+        "sudo: no-such-program: command not found\n"
+    )
+    # the shim's decision is the system's too: only the group may run the setuid helper
+    helper = host.ssh("/usr/local/bin/.fleet-sudo-helper --reuid=0 id", user="guest", check=False)
+    assert helper.returncode == 126 and "Permission denied" in helper.stderr
+    records = [(c["user"], c["uid"] != 0, c["result"], c["argv"][0]) for c in host.calls("sudo")]
+    assert records == [
+        ("crs58", True, "ran", "-n"),
+        ("guest", True, "password-required", "-n"),
+        ("guest", True, "password-required", "true"),
+        ("root", False, "ran", "-n"),
+        ("crs58", True, "command-not-found", "-n"),
+    ]
+    with pytest.raises(ValueError, match="not among the login users"):
+        FakeTarget(host.root.parent / "other", users=["a"], sudoers=["b"])
+
+    # login users reach the store through the daemon, which trusts the sudoers only
+    path = flake.build("web1")
+    env = {**nix_env(), "NIX_SSHOPTS": host.nix_sshopts}
+    for user, ok in (("guest", False), ("crs58", True)):
+        to = f"ssh-ng://{user}@127.0.0.1?remote-program=bash%20-lc%20%27exec%20nix-daemon%20--stdio%27"
+        argv = ["nix", "copy", "--no-check-sigs", "--to", to, path]
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, timeout=60)
+        assert (done.returncode == 0) is ok, done.stderr
+        assert ok or "lacks a valid signature" in done.stderr, done.stderr
+    assert host.path(path).is_dir() and host.path(path).stat().st_uid == 0

@@ -159,3 +159,48 @@ def test_store_urls() -> None:
         "ssh://admin@10.0.0.1?compress=true"
     )
     assert nix.store_url("fd00::1") == "ssh-ng://root@[fd00::1]"
+
+
+def test_eval_flake_outputs_applies_the_function_to_all_outputs_of_the_flake() -> None:
+    seen: dict[str, str] = {}
+
+    class Looking(RecordingRunner):
+        def run(self, argv, **kwargs):  # the outputs flake exists while nix runs
+            seen["flake.nix"] = (
+                Path(str(argv[5]).removeprefix("path:").removesuffix("#outputs")) / "flake.nix"
+            ).read_text()
+            return super().run(argv, **kwargs)
+
+    runner = Looking().reply(stdout=b'{"web1": {"out": "/nix/store/x"}}')
+    assert nix.eval_flake_outputs(runner, "/srv/fleet", "o: 1") == {"web1": {"out": "/nix/store/x"}}
+    [argv] = runner.argvs
+    folder = Path(argv[5].removeprefix("path:").removesuffix("#outputs"))
+    assert argv == [
+        "nix", "--extra-experimental-features", "nix-command flakes", "eval", "--json", f"path:{folder}#outputs",
+        "--apply", "o: 1", "--override-input", "flake", "/srv/fleet", "--no-write-lock-file",
+    ]  # fmt: skip
+    assert argv == nix.flake_outputs_argv("/srv/fleet", "o: 1", folder)
+    assert seen["flake.nix"] == nix.OUTPUTS_FLAKE and not folder.exists()
+    assert (runner.calls[0].timeout, runner.calls[0].check, runner.calls[0].env) == (1800.0, True, None)
+
+
+def test_eval_flake_outputs_failures() -> None:
+    with pytest.raises(CommandError) as info:
+        nix.eval_flake_outputs(RecordingRunner().reply(returncode=1, stderr=b"error: boom"), "/srv/fleet", "o: 1")
+    assert nix.error_tail(info.value.stderr) == "boom"
+    with pytest.raises(NixError, match="evaluating /srv/fleet: nix eval printed no JSON"):
+        nix.eval_flake_outputs(RecordingRunner().reply(stdout=b"<LAMBDA>"), "/srv/fleet", "o: 1", timeout=5)
+
+
+def test_error_tail_keeps_nix_s_message_from_its_error_line() -> None:
+    stderr = (
+        "warning: not writing modified lock file of flake 'path:/tmp/x':\n• Added input 'flake':\n"
+        "error: attribute 'kernel' missing\n\n       at /nix/store/…-source/flake.nix:13:52:\n\n"
+        "           13|   initrd = part m;\n(use '--show-trace' to show detailed location information)\n"
+    )
+    assert nix.error_tail(stderr) == (
+        "attribute 'kernel' missing\n\n       at /nix/store/…-source/flake.nix:13:52:\n\n           13|   initrd = part m;"
+    )
+    assert nix.error_tail("\n".join(f"error: line {i}" for i in range(20)), lines=2) == "line 18\nerror: line 19"
+    assert nix.error_tail("warning: only this\n") == "warning: only this"
+    assert nix.error_tail("") == "nix failed without a message"

@@ -179,7 +179,9 @@ def test_a_failure_whose_git_add_fails_too_reports_the_failure(tmp_path: Path, m
         generate(_repo(tmp_path), fleet, _options())
 
 
-def test_the_default_parallelism_is_twice_the_cores_up_to_eight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default_parallelism_is_twice_the_cores_up_to_eight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import os
     from concurrent.futures import ThreadPoolExecutor
 

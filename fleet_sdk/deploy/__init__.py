@@ -8,7 +8,9 @@ print(result.to_json())
 Modules: settings (DeploySettings), model (request, facts, result), secrets (the upload archive),
 scripts (the sh run on the target), commands (every command, as data), remote (ssh), engine (one
 machine), activation (watchdog, switch, confirm, rollback), reboot, fleet (many machines at once),
-sources (system closures and host keys from the fleet repository, for the CLI).
+sources (system closures and host keys from the fleet repository, for the CLI), probe (the closure
+probe: every machine's toplevel from one `nix eval`, cached by the flake's source fingerprint, which
+flakesource takes).
 """
 
 from fleet_sdk.deploy.commands import DeployCommands, deploy_commands

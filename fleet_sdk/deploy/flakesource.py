@@ -62,13 +62,13 @@ def locate(flake: str, base: Path | None = None) -> FlakeSource | str:
     ref, _, fragment = flake.partition("#")
     if fragment:
         return f"the flake reference {flake} names an attribute; give the flake alone"
-    scheme, sep, rest = ref.partition(":")
-    if not sep or ref.startswith(("/", ".")):
+    if ref.startswith(("/", ".")):  # as for nix, a path starts with one of these; `nixpkgs` is a registry name
         scheme, rest = "", ref
-    elif scheme == "git+file":
-        rest = rest.removeprefix("//")
-    elif scheme != "path":
-        return f"the flake {flake} is not on this machine (only a path, path: or git+file: flake is evaluated here)"
+    else:
+        scheme, _, rest = ref.partition(":")
+        if scheme not in ("path", "git+file"):
+            return f"the flake {flake} is not on this machine (only a path, path: or git+file: flake is evaluated here)"
+        rest = rest.removeprefix("//") if scheme == "git+file" else rest
     location, _, query = rest.partition("?")
     params = dict(parse_qsl(query, keep_blank_values=True))
     if other := sorted(set(params) - {"dir"}):

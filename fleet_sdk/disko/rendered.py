@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fleet_sdk.disko.layout import BootMode, DiskLayout
 from fleet_sdk.errors import DiskoError
+from fleet_sdk.spec.disks import BootMode, DiskLayout
 
 if TYPE_CHECKING:
     from fleet_sdk.spec import Machine

@@ -17,21 +17,37 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 from pulumi_command import local
 
+from fleet_sdk.deploy.probe import Probed, Unknown, probe_stack
 from fleet_sdk.deploy.stored import ciphertext_digest
+from fleet_sdk.errors import ClosureUnknownError
 from fleet_sdk.graph.steps import content_hash, fleet_command, step_environment, with_target_host
 from fleet_sdk.spec import Fleet, Machine
 from fleet_sdk.spec.deploy import deploy_order
 from fleet_sdk.stack.settings import StackSettings
+from fleet_sdk.tools.runner import LOCAL
 
 if TYPE_CHECKING:
     from fleet_sdk.graph.fleet import MachineComponent
 
 
-def closure_trigger(machine: Machine) -> str:
-    """Stands in for the system closure's outPath until the closure probe gives it: a content hash
-    of the machine's declarations (its deploy settings and whether it is enabled left out, which
-    have a trigger of their own or remove the step)."""
-    return content_hash(machine.model_dump(mode="json", exclude={"deploy", "enabled"}))
+def probe(fleet: Fleet, settings: StackSettings) -> dict[str, Probed]:
+    """The systems of every machine the graph deploys, from one `nix eval` per program run (or the
+    cache of an unchanged flake): fleet_sdk.deploy.probe."""
+    wanted = {m.name: m.machine_class for m in fleet.machines if m.deploy is not None and m.enabled}
+    return probe_stack(LOCAL, settings, wanted)
+
+
+def closure_trigger(machine: Machine, probed: Probed) -> str:
+    """The system's outPath, so a preview names exactly the machines whose systems change; with the
+    probe off (fleet:closureProbe=false), the flake's source fingerprint. A system that is unknown
+    (the flake is not on this machine) is a warning in preview and a refusal in `pulumi up`."""
+    if probed.trigger is not None:
+        return probed.trigger
+    assert isinstance(probed, Unknown)
+    if not pulumi.runtime.is_dry_run():
+        raise ClosureUnknownError(machine.name, probed.reason)
+    pulumi.log.warn(f"machine {machine.name!r}: system unknown: {probed.reason}")
+    return f"unknown: {probed.reason}"
 
 
 def secrets_trigger(fleet: Fleet, machine: Machine, settings: StackSettings) -> str:
@@ -53,6 +69,7 @@ class DeployStepArgs:
     vars: local.Command | None  # the machine's vars step
     server: pulumi.Resource | None  # its cloud server
     ipv4: pulumi.Output[str] | None  # the server's public address: the target unless target_host is set
+    system: Probed  # the machine's system closure (closure probe)
     after: tuple[pulumi.Resource, ...] = ()  # the deploy steps it waits for
 
 
@@ -70,7 +87,7 @@ def deploy_step(name: str, args: DeployStepArgs, opts: pulumi.ResourceOptions) -
         create=with_target_host(command, target),
         environment=step_environment(args.settings),
         triggers=[
-            closure_trigger(machine),
+            closure_trigger(machine, args.system),
             secrets_trigger(args.fleet, machine, args.settings),
             settings_trigger(machine),
         ],
@@ -87,6 +104,7 @@ def deploy_steps(fleet: Fleet, machines: dict[str, MachineComponent], settings: 
     (`component.deployed`), made after the steps they wait for. A machine without a step (disabled)
     passes its own waits on to the machines that name it in `after`."""
     waits_for: dict[str, tuple[pulumi.Resource, ...]] = {}
+    systems = probe(fleet, settings)
     for machine in deploy_order(fleet.machines):
         assert machine.deploy is not None
         after = tuple(dict.fromkeys(r for name in machine.deploy.after for r in waits_for.get(name, ())))
@@ -94,7 +112,9 @@ def deploy_steps(fleet: Fleet, machines: dict[str, MachineComponent], settings: 
         if not machine.enabled:
             waits_for[machine.name] = after
             continue
-        args = DeployStepArgs(fleet, machine, settings, component.vars, component.server, component.ipv4, after)
+        args = DeployStepArgs(
+            fleet, machine, settings, component.vars, component.server, component.ipv4, systems[machine.name], after
+        )
         step = deploy_step(f"{machine.name}-deploy", args, component.child_options)
         component.deploy = step
         component.deployed = deploy_outputs(step.stdout, machine.name)

@@ -8,9 +8,9 @@ from pydantic import BaseModel, ConfigDict, SerializeAsAny, StrictBool, field_va
 
 from fleet_sdk import targets
 from fleet_sdk.catalog import ServerShape
-from fleet_sdk.disko import DiskLayout
 from fleet_sdk.errors import SpecError
 from fleet_sdk.spec.deploy import Deploy
+from fleet_sdk.spec.disks import DiskLayout
 from fleet_sdk.spec.generators import Generator
 from fleet_sdk.spec.hosts import Host, host_from_dict
 from fleet_sdk.spec.names import IDENTIFIER, hostname_problem

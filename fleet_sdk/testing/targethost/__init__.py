@@ -13,10 +13,12 @@ calls against a target; tests read the result from its state (`current_system()`
 
 What a target has of its own: /nix (an empty store at first, served by the machine's nix-store),
 /var, /tmp, /root, /etc/ssh (host key, sshd_config, authorized_keys.d), /etc/os-release, a tmpfs
-/run, and /usr/local/bin, which holds the shims: `systemd-run`, `systemctl` and `reboot`, recording
-their argv. Its sshd takes root's key and PermitRootLogin prohibit-password, as NixOS does. Everything
-else (/usr, /etc, the network) is the machine's. Needs root, util-linux (unshare, nsenter, setpriv,
-flock), OpenSSH's sshd and ssh-keygen, perl (the namespace's init) and bash (the shims).
+/run, and /usr/local/bin, which holds the shims: `systemd-run`, `systemctl`, `reboot` and `sudo`,
+recording their argv. Its sshd takes root's key and PermitRootLogin prohibit-password, as NixOS does.
+With login users (`users=`) it has its own /etc/passwd, group, shadow and /home, and a nix daemon;
+`sudoers=` gives some of them passwordless sudo. Everything else (/usr, /etc, the network) is the
+machine's. Needs root, util-linux (unshare, nsenter, setpriv, flock), OpenSSH's sshd and ssh-keygen,
+perl (the namespace's init) and bash (the shims).
 
 The package: `host` (FakeTarget's life cycle and listener) on `state` (readers of its state) on
 `access` (ssh and nsenter); `fixture` (FakeTargets); `namespace` (its folder, the boot, PID 1);

@@ -41,6 +41,7 @@ class FakeTarget(TargetState):
         os_kind: OsKind = "nixos",
         systemd: bool = False,
         users: Sequence[str] = (),
+        sudoers: Sequence[str] = (),
         client_key: Path | None = None,
         reboot_delay: float = 0.2,
         timeout: float = 10.0,
@@ -48,7 +49,9 @@ class FakeTarget(TargetState):
         """`os_kind`: its /etc/os-release. `systemd`: /run/systemd/system exists, so deploy code
         takes its systemd-run branch (the shim); without it, systemd-run fails as on a machine
         without systemd. `users`: login users besides root (the first uids from 1000 this machine
-        has not taken), authorised with root's key. `client_key`: the private key to authorise (one
+        has not taken), authorised with root's key; they reach the store through a nix daemon.
+        `sudoers`: those of `users` with passwordless sudo (the `sudo` shim), whom the daemon
+        trusts; the others' sudo asks for a password. `client_key`: the private key to authorise (one
         is generated otherwise). `reboot_delay`: how long a reboot keeps the target down.
         `timeout`: the deadline of every wait (boot, listener, stop)."""
         self.root = root.resolve()
@@ -56,6 +59,9 @@ class FakeTarget(TargetState):
         self.os_kind: OsKind = os_kind
         self.systemd = systemd
         self.users = tuple(users)
+        self.sudoers = tuple(sudoers)
+        if strangers := [u for u in self.sudoers if u not in self.users]:
+            raise ValueError(f"sudoers {strangers} are not among the login users {list(self.users)}")
         self.reboot_delay = reboot_delay
         self.timeout = timeout
         self.port = 0
@@ -205,6 +211,7 @@ class FakeTarget(TargetState):
             self.root,
             os_kind=self.os_kind,
             users=self.users,
+            sudoers=self.sudoers,
             client_key=self.client_key,
             new_client_key=self._client_key is None,
         )

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Literal
 
 from fleet_sdk.testing.targethost.records import CALLS_LOG
-from fleet_sdk.testing.targethost.shims import SHIMS, TARGET_PATH
+from fleet_sdk.testing.targethost.shims import NOPASSWD_GROUP, SHIMS, SUDO_HELPER, TARGET_PATH
 from fleet_sdk.testing.targethost.sshd import SSHD, keygen
 
 TARGET_NIX_CONF = """\
@@ -76,6 +76,14 @@ if [ -e /nix/var/nix/profiles/system ]; then
 fi
 mount --bind "$root/tmp" /tmp  # last: the host folder may be under /tmp
 cd /
+# login users reach the store through a daemon, as on a multi-user install (root's nix.conf
+# says whom it trusts); it listens before sshd does, so no copy finds it missing
+if [ "$users" = 1 ]; then
+  socket=/nix/var/nix/daemon-socket/socket
+  rm -f "$socket"
+  setsid -f nix-daemon < /dev/null >> /var/log/nix-daemon.log 2>&1
+  i=0; while [ ! -S "$socket" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i + 1)); done
+fi
 setsid -f /usr/sbin/sshd -D -E /var/log/sshd.log -f /etc/ssh/sshd_config
 exec /usr/bin/perl -e "$5"
 """
@@ -163,12 +171,19 @@ def boot_argv(root: Path, number: int, *, systemd: bool, users: bool) -> list[st
 
 
 def prepare_folder(
-    root: Path, *, os_kind: OsKind, users: Sequence[str], client_key: Path, new_client_key: bool
+    root: Path,
+    *,
+    os_kind: OsKind,
+    users: Sequence[str],
+    client_key: Path,
+    new_client_key: bool,
+    sudoers: Sequence[str] = (),
 ) -> None:
     """Makes the target's folder ready to boot: its mounts' folders, the calls log, the host key
     (kept across stop/start), root's nix.conf, /etc/os-release unless set, the shims, and the login
     users' accounts. Every user, root included, is authorised with `client_key`, generated first
-    when `new_client_key` and not there yet."""
+    when `new_client_key` and not there yet. `sudoers` (login users) get passwordless sudo and are
+    trusted by the nix daemon, as an admin of a nix-darwin machine usually is."""
     for d in ["nix", "var/log/fleet-harness", "root", "etc-ssh/authorized_keys.d", "shims"]:
         (root / d).mkdir(parents=True, exist_ok=True)
     (root / "root").chmod(0o700)
@@ -191,21 +206,27 @@ def prepare_folder(
     # fake systems, and warns of no missing nixbld group
     conf = root / "root/.config/nix/nix.conf"
     conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text(TARGET_NIX_CONF)
+    conf.write_text(TARGET_NIX_CONF + f"trusted-users = {' '.join(['root', *sudoers])}\n")
     if not (root / "os-release").exists():
         (root / "os-release").write_text(OS_RELEASE[os_kind])
     for name, text in SHIMS.items():
         shim = root / "shims" / name
         shim.write_text(text)
         shim.chmod(0o755)
+    helper = root / "shims" / PurePosixPath(SUDO_HELPER).name
+    helper.unlink(missing_ok=True)
     if users:
-        write_accounts(root, users)
+        gid = write_accounts(root, users, sudoers)
+        if sudoers:  # root's, setuid, executable by the group only
+            shutil.copyfile(shutil.which("setpriv") or "/usr/bin/setpriv", helper)
+            os.chown(helper, 0, gid)
+            helper.chmod(0o4750)
 
 
-def write_accounts(root: Path, users: Sequence[str]) -> None:
-    """/etc/passwd and group: this machine's plus the login users; shadow: root and them only
-    (no copy of this machine's hashes), each "*", no password but not locked, which sshd without
-    PAM requires to accept a key."""
+def write_accounts(root: Path, users: Sequence[str], sudoers: Sequence[str] = ()) -> int:
+    """/etc/passwd and group: this machine's plus the login users and NOPASSWD_GROUP, whose members
+    are `sudoers`; shadow: root and them only (no copy of this machine's hashes), each "*", no
+    password but not locked, which sshd without PAM requires to accept a key. Returns the group's gid."""
     passwd, group = (Path("/etc", f).read_text() for f in ("passwd", "group"))
     shadow = "root:*:19000:0:99999:7:::\n"
     taken = {line.split(":")[2] for text in (passwd, group) for line in text.splitlines() if line.count(":") >= 3}
@@ -217,6 +238,9 @@ def write_accounts(root: Path, users: Sequence[str]) -> None:
         home = root / "home" / user
         home.mkdir(parents=True, exist_ok=True)
         os.chown(home, uid, uid)
+    gid = next(free)
+    group += f"{NOPASSWD_GROUP}:x:{gid}:{','.join(sudoers)}\n"
     for name, text in (("passwd", passwd), ("group", group), ("shadow", shadow)):
         (root / name).write_text(text)
     (root / "shadow").chmod(0o640)
+    return gid

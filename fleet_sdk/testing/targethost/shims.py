@@ -1,5 +1,5 @@
-"""The programs a target has in /usr/local/bin, as data: the `reboot`, `systemctl` and
-`systemd-run` shims (bash scripts written into its folder at each start), and the PATH that puts
+"""The programs a target has in /usr/local/bin, as data: the `reboot`, `systemctl`, `systemd-run`
+and `sudo` shims (bash scripts written into its folder at each start), and the PATH that puts
 them first. Each records its argv to CALLS_LOG.
 """
 
@@ -140,4 +140,60 @@ rc=$?
 exit $rc
 """
 
-SHIMS = {"reboot": _REBOOT_SHIM, "systemctl": _SYSTEMCTL_SHIM, "systemd-run": _SYSTEMD_RUN_SHIM}
+# Login users in this group have passwordless sudo (FakeTarget's `sudoers`); only they may execute
+# SUDO_HELPER, a setuid-root copy of setpriv (mode 4750, this group's), which makes them root.
+NOPASSWD_GROUP = "fleet-nopasswd"
+SUDO_HELPER = "/usr/local/bin/.fleet-sudo-helper"
+
+# sudo as a deploy calls it (reference/deploy.md §5): `sudo [-n] [-u root] [-E] [-H] [--] CMD…`.
+# Root runs CMD itself; a member of NOPASSWD_GROUP runs it as root (NOPASSWD: ALL); anyone else
+# would be asked for a password, which fails without a terminal: sudo's two messages, exit 1, and
+# `-n` fails the same way with the second one only. The environment is reset (env_reset, Debian's
+# secure_path), unless -E; sudo's SUDO_* variables are set.
+_SUDO_SHIM = f"""#!/bin/bash
+# Simulated sudo (fleet_sdk.testing.targethost): records its argv to {CALLS_LOG}.
+{RECORD_AWK_VARIABLE}argv=("$@")
+record() {{ {record_command('program=sudo "user=$(id -un)" "$@"', argv='"${argv[@]}"')}; }}
+nonint=0 keep=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    -n|--non-interactive) nonint=1 ;;
+    -E|--preserve-env) keep=1 ;;
+    -H|--set-home) ;;
+    -u|--user) shift; user=${{1:-}} ;;
+    --user=*) user=${{1#--user=}} ;;
+    --) shift; break ;;
+    -*) record result=unsupported-option; echo "sudo (fleet test shim): option '$1' is not simulated" >&2; exit 1 ;;
+    *) break ;;
+  esac
+  case ${{user:-root}} in root|'#0') ;; *)
+    record result=unsupported-user; echo "sudo (fleet test shim): only -u root is simulated" >&2; exit 1 ;;
+  esac
+  shift
+done
+if [ $# = 0 ]; then record result=no-command; echo "usage: sudo [-n] [-E] [-u root] command" >&2; exit 1; fi
+if [ "$(id -u)" != 0 ] && ! id -Gn | tr ' ' '\n' | grep -qx {NOPASSWD_GROUP}; then
+  record result=password-required
+  [ $nonint = 1 ] || echo "sudo: a terminal is required to read the password; either use the -S option \
+to read from standard input or configure an askpass helper" >&2
+  echo "sudo: a password is required" >&2
+  exit 1
+fi
+if ! PATH={TARGET_PATH} command -v "$1" > /dev/null; then
+  record result=command-not-found; echo "sudo: $1: command not found" >&2; exit 1
+fi
+record result=ran
+envs=(SUDO_USER="$(id -un)" SUDO_UID="$(id -u)" SUDO_GID="$(id -g)" SUDO_COMMAND="$*")
+if [ $keep = 0 ]; then
+  envs=(-i PATH={TARGET_PATH} HOME=/root LOGNAME=root USER=root SHELL=/bin/sh ${{TERM:+TERM="$TERM"}} "${{envs[@]}}")
+fi
+if [ "$(id -u)" = 0 ]; then exec /usr/bin/env "${{envs[@]}}" "$@"; fi
+exec {SUDO_HELPER} --reuid=0 --regid=0 --init-groups -- /usr/bin/env "${{envs[@]}}" "$@"
+"""
+
+SHIMS = {
+    "reboot": _REBOOT_SHIM,
+    "systemctl": _SYSTEMCTL_SHIM,
+    "systemd-run": _SYSTEMD_RUN_SHIM,
+    "sudo": _SUDO_SHIM,
+}

@@ -3,6 +3,7 @@ listener."""
 
 from __future__ import annotations
 
+import secrets
 import socket
 import subprocess
 from pathlib import Path
@@ -33,11 +34,37 @@ LISTENER_ALIVE = (
 )
 
 
+FIRST_PORT = 10000  # the lowest port a target listens on, when below the ephemeral range
+
+
 def free_port() -> int:
+    """A port free on 127.0.0.1 now, below the kernel's ephemeral range when there is room: an ssh
+    client's connection, which takes its own end from that range, then never holds a target's port
+    while the target reboots (its sshd binds the same port again)."""
+    low = _ephemeral_low()
+    for _ in range(50 if low > FIRST_PORT else 0):
+        if (port := _bound(FIRST_PORT + secrets.randbelow(low - FIRST_PORT))) is not None:
+            return port
+    port = _bound(0)
+    assert port is not None
+    return port
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _bound(port: int) -> int | None:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return None
+        bound: int = s.getsockname()[1]
+        return bound
 
 
 def keygen(path: Path) -> Path:

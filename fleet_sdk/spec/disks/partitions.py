@@ -19,9 +19,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from fleet_sdk.disko.layout import DiskLayout
-from fleet_sdk.disko.model import Gpt, GptPartition
 from fleet_sdk.errors import PartitionFailedError, PartitionPlanError, Problem
+from fleet_sdk.spec.disks.layout import DiskLayout
+from fleet_sdk.spec.disks.model import Gpt, GptPartition
 
 SECTOR = 512
 DEFAULT_ALIGNMENT = 2048
@@ -248,7 +248,7 @@ def lv_plan(layout: DiskLayout, vg_key: str) -> list[PlannedVolume]:
 def zpool_vdev_args(layout: DiskLayout, pool_key: str) -> list[str]:
     """The vdev part of `zpool create` for a topology pool: plain vdevs first, then spare, log,
     dedup, special and cache; disk names stand for their `zfs` partition (disko §2.1)."""
-    from fleet_sdk.disko.model import TopologyMode, Vdev
+    from fleet_sdk.spec.disks.model import TopologyMode, Vdev
 
     pool = layout.zpool[pool_key]
     if not isinstance(pool.mode, TopologyMode):

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from fleet_sdk.disko.checks_gpt import fit_problems, gpt_problems, label_problems
-from fleet_sdk.disko.checks_mounts import boot_problems, mount_problems, mounts
-from fleet_sdk.disko.layout import BootMode, DiskLayout
-from fleet_sdk.disko.model import (
+from fleet_sdk.errors import Problem
+from fleet_sdk.spec.disks.checks_gpt import fit_problems, gpt_problems, label_problems
+from fleet_sdk.spec.disks.checks_mounts import boot_problems, mount_problems, mounts
+from fleet_sdk.spec.disks.layout import BootMode, DiskLayout
+from fleet_sdk.spec.disks.model import (
     Bcachefs,
     Btrfs,
     BtrfsSubvolume,
@@ -31,8 +32,7 @@ from fleet_sdk.disko.model import (
     ZfsVolume,
     Zpool,
 )
-from fleet_sdk.disko.partitions import default_label
-from fleet_sdk.errors import Problem
+from fleet_sdk.spec.disks.partitions import default_label
 
 MIN_MEMBERS = {"mirror": 2, "raidz": 2, "raidz1": 2, "raidz2": 3, "raidz3": 4}
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleet_sdk.disko.layout import BootMode, DiskLayout
-from fleet_sdk.disko.model import (
+from fleet_sdk.errors import Problem
+from fleet_sdk.spec.disks.layout import BootMode, DiskLayout
+from fleet_sdk.spec.disks.model import (
     BcachefsFilesystem,
     Btrfs,
     BtrfsSubvolume,
@@ -18,7 +19,6 @@ from fleet_sdk.disko.model import (
     ZfsFs,
     Zpool,
 )
-from fleet_sdk.errors import Problem
 
 
 def mounts(layout: DiskLayout, nodes: list[tuple[str, Any]] | None = None) -> list[tuple[str, str]]:

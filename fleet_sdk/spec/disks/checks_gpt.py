@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import re
 
-from fleet_sdk.disko.layout import DiskLayout
-from fleet_sdk.disko.model import Filesystem, Gpt, GptPartition
-from fleet_sdk.disko.partitions import default_label, plan_gpt, resolve
 from fleet_sdk.errors import PartitionFailedError, Problem
+from fleet_sdk.spec.disks.layout import DiskLayout
+from fleet_sdk.spec.disks.model import Filesystem, Gpt, GptPartition
+from fleet_sdk.spec.disks.partitions import default_label, plan_gpt, resolve
 
 # sgdisk type codes (`sgdisk -L`) that layouts use; an unknown code fails inside sgdisk at format time
 KNOWN_TYPE_CODES = {
