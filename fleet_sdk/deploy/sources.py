@@ -15,11 +15,12 @@ from pathlib import Path
 from fleet_sdk.deploy.model import DeployRequest, MachineClass, SecretFile
 from fleet_sdk.deploy.probe import Closure, Probed, probe_closures
 from fleet_sdk.deploy.settings import BuildOn
+from fleet_sdk.deploy.stored import uploaded_documents
 from fleet_sdk.errors import CommandError, DeployError
 from fleet_sdk.sops.tree import SopsTree
 from fleet_sdk.spec import Fleet
 from fleet_sdk.tools.runner import Runner
-from fleet_sdk.vars.store import GeneratorId, VarsStore, generator_id
+from fleet_sdk.vars.store import GeneratorId, VarsStore
 
 NIX_FLAGS = ("--extra-experimental-features", "nix-command flakes")
 HOST_KEY = ("openssh", "ssh.id_ed25519.pub")  # vars/stock.py: the sshd host key generator and its public file
@@ -81,20 +82,13 @@ def machine_secrets(
 ) -> dict[str, SecretFile]:
     """clan's upload tree: key.txt (the machine's age key, when sops/secrets/<m>-age.key exists) and
     every deployed neededFor=activation secret at activation/<rel_dir>/<file>, decrypted with the
-    operator's `identities` (in memory only)."""
+    operator's `identities` (in memory only). The selection is `stored.uploaded_documents`, the one
+    the graph's secrets trigger hashes, so what is uploaded and what re-runs a deploy cannot differ."""
     tree = SopsTree(repo)
-    files: dict[str, SecretFile] = {}
-    if (tree.secret_dir(f"{machine}-age.key") / "secret").is_file():
-        key = tree.machine_private_key(machine, identities)
-        files[f"{root}/key.txt"] = SecretFile(key.encode(), "root", "root", 0o600)
-    store = VarsStore(repo)
-    for g in fleet.generators_of(machine):
-        gid = generator_id(g, machine)
-        for f in g.all_files:
-            if f.secret and f.deploy and f.needed_for == "activation" and store.exists(gid, f):
-                data = store.secret(gid, f.name, identities)
-                files[f"{root}/activation/{gid.rel_dir}/{f.name}"] = SecretFile(data, f.owner, f.group, int(f.mode, 8))
-    return files
+    return {
+        f"{root}/{path}": SecretFile(tree.read_secret(s.document.parent, identities), s.owner, s.group, s.mode)
+        for path, s in uploaded_documents(repo, fleet, fleet.machine(machine)).items()
+    }
 
 
 def probe_wanted(fleet: Fleet, machines: list[str], systems: Mapping[str, str]) -> dict[str, MachineClass]:

@@ -1,5 +1,5 @@
-"""The secrets a deploy uploads, as the fleet repository stores them (the same selection as
-sources.machine_secrets, without opening anything): the machine's age key, sops/secrets/<m>-age.key,
+"""The secrets a deploy uploads, as the fleet repository stores them (without opening anything;
+sources.machine_secrets decrypts exactly these): the machine's age key, sops/secrets/<m>-age.key,
 becomes key.txt, and each deployed neededFor=activation vars secret, vars/<dir>/<file>/secret, becomes
 activation/<dir>/<file>.
 
