@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,15 @@ def make_deploy_key(repo: Path) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(public)
     return public.strip()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The closure probe caches under $XDG_CACHE_HOME for flakes outside git: the tests' `fleet` runs
+    (and their subprocesses, which inherit the environment) keep it in the session's temp folder."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield
 
 
 @pytest.fixture
