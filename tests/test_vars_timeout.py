@@ -102,10 +102,12 @@ def test_what_a_finished_script_leaves_running_is_killed(sandbox: bool) -> None:
     gone(mark)
     # negative control: a plain run leaves it running
     subprocess.run(["bash", "-c", f"sleep {mark} >/dev/null 2>&1 &"], check=True)
-    survivors = running(mark.encode())
-    for pid in survivors:
-        subprocess.run(["kill", "-9", str(pid)], check=False)
-    assert survivors
+    # the background child may not have exec'd sleep yet when bash returns: poll, then clean up
+    try:
+        wait_for(lambda: running(mark.encode()), timeout=3, what=f"the plain run's {mark} to show")
+    finally:
+        for pid in running(mark.encode()):
+            subprocess.run(["kill", "-9", str(pid)], check=False)
 
 
 def test_kill_running_ends_commands_other_threads_wait_for() -> None:
