@@ -28,6 +28,8 @@ from fleet_sdk.errors import (
     EmptySecretError,
     FleetError,
     GeneratorError,
+    HostKeyMismatchError,
+    InstallError,
     LockError,
     MachineKeyChangedError,
     MacMismatchError,
@@ -53,6 +55,7 @@ from fleet_sdk.errors import (
     UnknownRecipientError,
     VarsWriteError,
     VarValueError,
+    WipeRefusedError,
     ZeroTierError,
 )
 from fleet_sdk.spec import (
@@ -113,6 +116,8 @@ __all__ = [
     "GeneratorError",
     "GeneratorFile",
     "HetznerHost",
+    "HostKeyMismatchError",
+    "InstallError",
     "LockError",
     "MacMismatchError",
     "Machine",
@@ -143,6 +148,7 @@ __all__ = [
     "UnknownRecipientError",
     "VarValueError",
     "VarsWriteError",
+    "WipeRefusedError",
     "ZeroTierError",
     "__version__",
     "deploy_fleet",

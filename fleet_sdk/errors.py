@@ -17,6 +17,8 @@ FleetError
  ├── LockError, GeneratorError, PromptError, VarValueError, VarsWriteError, StoreLayoutError,
  │   DamagedStoreError, DeployKeyMissingError: the vars store and the commands that fill it
  ├── ZeroTierError           ZeroTier identities and network ids
+ ├── DeployError             one machine's deploy; TargetUnreachableError, DeployLockedError, …
+ ├── InstallError            one machine's install; WipeRefusedError, HostKeyMismatchError
  └── CommandError, NixError, SgdiskError: external programs (fleet_sdk.tools)
 
 `file_error_message` turns the OSError or UnicodeDecodeError of a file that cannot be read or written
@@ -332,6 +334,25 @@ class SudoPasswordError(DeployError):
 
 class NotASystemError(DeployError):
     """The store path to deploy is not a system closure of the machine's kind."""
+
+
+# install
+
+
+class InstallError(FleetError):
+    """An install of one machine that could not run or did not end on its system; names the machine."""
+
+    def __init__(self, machine: str, message: str) -> None:
+        self.machine = machine
+        super().__init__(f"machine {machine}: {message}")
+
+
+class WipeRefusedError(InstallError):
+    """An install would wipe a machine that already runs NixOS (its own or another's); nothing was run."""
+
+
+class HostKeyMismatchError(InstallError):
+    """The installed machine presented an ssh host key other than the one in its vars."""
 
 
 # closure probe

@@ -47,7 +47,13 @@ def test_plan_json_is_the_documented_stable_document(fleet_repo: Path) -> None:
     ]
     assert server["inputs"]["serverType"] == "cx43"
     assert len(server["dependencies"]) == 2 and all(d in by_urn for d in server["dependencies"])
-    assert doc["outputs"]["machines"]["magnetite"] == {"ipv4": "<computed>", "ipv6": "<computed>"}
+    assert doc["outputs"]["machines"]["magnetite"] == {
+        "ipv4": "<computed>",
+        "ipv6": "<computed>",
+        "install": "<computed>",
+        "host_key_fingerprint": "<computed>",
+        "reinstall_required": False,
+    }
     assert first.stderr == ""  # the deploy key exists: nothing to warn about
 
 

@@ -107,7 +107,13 @@ def test_preview_and_up_register_the_same_resources(prod: Fleet, settings: Stack
         after = up.by_urn()[before.urn]
         assert before.dependencies == after.dependencies and before.options == after.options
     # preview shows addresses as unknown; up has them
-    assert preview.outputs["machines"]["cinnabar"] == {"ipv4": COMPUTED, "ipv6": COMPUTED}
+    assert preview.outputs["machines"]["cinnabar"] == {
+        "ipv4": COMPUTED,
+        "ipv6": COMPUTED,
+        "install": COMPUTED,  # the install step's result: adopted or installed
+        "host_key_fingerprint": COMPUTED,
+        "reinstall_required": False,
+    }
     machines = up.outputs["machines"]
     assert set(machines) == {"cinnabar", "electrum", "magnetite", "galena", "scheelite"}
     assert machines["cinnabar"]["ipv4"].startswith("192.0.2.") and machines["cinnabar"]["ipv6"].startswith("2001:db8:")
@@ -125,7 +131,10 @@ def test_disabling_a_machine_removes_exactly_its_cloud_resources(disabled: str, 
     full, partial = plan(everyone, settings), plan(fewer, settings)
     removed = {r.urn for r in full.resources} - {r.urn for r in partial.resources}
     machine = full.one("fleet:index:Machine", disabled)
-    assert removed == {r.urn for r in full.descendants(machine.urn) if r.type in CLOUD_TYPES}
+    # its cloud resources, and the install step that acted on its server
+    assert removed == {
+        r.urn for r in full.descendants(machine.urn) if r.type in CLOUD_TYPES or r.name == f"{disabled}-install"
+    }
     # the machine keeps its spec and its vars step
     assert {r.name for r in partial.descendants(machine.urn)} == (
         {f"{disabled}-vars"} if disabled != "stibnite" else set()
@@ -150,7 +159,10 @@ def test_without_a_deploy_key_generator_the_key_file_is_read(prod: Fleet, tmp_pa
     graph = plan(bare, prod_settings(fleet_repo))
     public = (fleet_repo / "vars/shared/deploy-key/id_ed25519.pub/value").read_text().strip()
     assert graph.one(SSH_KEY, "fleet-deploy").inputs["publicKey"] == public
-    assert graph.of_type("command:local:Command") == []
+    # no vars steps: only the installs of the cloud machines (which read the keys from the repository)
+    assert {r.name for r in graph.of_type("command:local:Command")} == {
+        f"{m.name}-install" for m in bare.machines if m.enabled and m.cloud and m.disks is not None
+    }
     # no provider secrets configured: the missing deploy key is what stops `up`
     settings = StackSettings.from_values({"fleet:repo": str(tmp_path), "fleet:cloudflareZone": "example.net"}, PROJECT)
     graph = plan(bare, settings, preview=True)

@@ -15,10 +15,12 @@ import pytest
 from typing_extensions import override
 
 from fleet_sdk.deploy.probe import Closure, Probed, Unknown
+from fleet_sdk.deploy.stored import DIGEST_KEY, ciphertext_digest
 from fleet_sdk.errors import ClosureUnknownError
 from fleet_sdk.graph import deploy as graph_deploy
 from fleet_sdk.graph import deploy_fleet
-from fleet_sdk.graph.steps import content_hash
+from fleet_sdk.graph.offline import MOCK_DEPLOY_KEY
+from fleet_sdk.graph.steps import DEPLOY_KEY_VAR, content_hash
 from fleet_sdk.spec import Deploy, Fleet, Generator, GeneratorFile, HealthChecks, HetznerHost, Machine
 from fleet_sdk.stack.settings import StackSettings
 from fleet_sdk.testing import COMPUTED, FleetMocks, RecordedGraph, recorded_graph
@@ -38,6 +40,9 @@ STORED = {
     "vars/per-machine/web/app/token/secret": b"web-token-v1",
     "vars/per-machine/web/app/api/secret": b"web-api-v1",
     "vars/per-machine/cache/app/token/secret": b"cache-token-v1",
+    "vars/per-machine/cache/app/api/secret": b"cache-api-v1",
+    "vars/per-machine/plain/app/token/secret": b"plain-token-v1",
+    "vars/per-machine/plain/app/api/secret": b"plain-api-v1",
     "vars/shared/wg/psk/secret": b"wg-psk-v1",
     "sops/secrets/db-age.key/secret": b"db-age-key-v1",
 }
@@ -283,3 +288,31 @@ def test_outputs_come_from_the_deploy_result(repo: Path) -> None:
     assert machines["web"]["system"] == "/nix/store/web-system" and machines["web"]["reboot_required"] is False
     assert machines["db"]["reboot_required"] is True
     assert machines["mac"] == {"system": "/nix/store/mac-system", "reboot_required": False}
+
+
+class _DigestMocks(FleetMocks):
+    """The vars step prints each machine's secrets digest, as `fleet vars generate --json` does."""
+
+    @override
+    def command_stdout(self, state: dict[str, Any]) -> str:
+        words = str(state.get("create", "")).split()
+        if "generate" in words:
+            machine = words[words.index("generate") + 1]
+            return json.dumps({machine: {DIGEST_KEY: f"after-generate-{machine}", DEPLOY_KEY_VAR: MOCK_DEPLOY_KEY}})
+        return super().command_stdout(state)
+
+
+def test_secrets_not_generated_yet_take_the_digest_the_vars_step_reports(
+    fleet_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the first `pulumi up` generates the secrets in its vars steps: the deploy's trigger must be the
+    # digest after that, else the next run (reading them from the repository) would deploy again
+    monkeypatch.setattr(graph_deploy, "probe", lambda fleet, settings: probed(fleet))
+    graph = record(make_fleet(), fleet_repo, mocks=_DigestMocks(preview=False))
+    assert triggers(graph)["web"][1] == "after-generate-web"
+    for rel, data in STORED.items():
+        (fleet_repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fleet_repo / rel).write_bytes(data)
+    # generated: the repository's digest, so a secret changed by hand re-runs the deploy
+    again = record(make_fleet(), fleet_repo, mocks=_DigestMocks(preview=False))
+    assert triggers(again)["web"][1] == ciphertext_digest(fleet_repo, make_fleet(), make_fleet().machine("web"))

@@ -40,6 +40,8 @@ PUBLIC = [
     "GeneratorError",
     "GeneratorFile",
     "HetznerHost",
+    "HostKeyMismatchError",
+    "InstallError",
     "LockError",
     "MacMismatchError",
     "Machine",
@@ -70,6 +72,7 @@ PUBLIC = [
     "UnknownRecipientError",
     "VarValueError",
     "VarsWriteError",
+    "WipeRefusedError",
     "ZeroTierError",
     "__version__",
     "deploy_fleet",
@@ -118,6 +121,9 @@ TREE = {
     "NotASystemError": "DeployError",
     "ClosureProbeError": "FleetError",
     "ClosureUnknownError": "FleetError",
+    "InstallError": "FleetError",
+    "WipeRefusedError": "InstallError",
+    "HostKeyMismatchError": "InstallError",
 }
 
 # FleetErrors still defined beside their tool, to move into fleet_sdk/errors.py (then drop them here)

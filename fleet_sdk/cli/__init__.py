@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from fleet_sdk.cli import disko as disko_cmd
 from fleet_sdk.cli import machine as machine_cmd
+from fleet_sdk.cli import migrate as migrate_cmd
 from fleet_sdk.cli import plan as plan_cmd
 from fleet_sdk.cli import vars as vars_cmd
 from fleet_sdk.cli import zerotier as zerotier_cmd
@@ -33,6 +34,7 @@ def parser() -> argparse.ArgumentParser:
     plan_cmd.register(sub, common)
     disko_cmd.register(sub, common)
     machine_cmd.register(sub, common)
+    migrate_cmd.register(sub, common)
     vars_cmd.register(sub, common)
     zerotier_cmd.register(sub, common)
     return p

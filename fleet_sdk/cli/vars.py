@@ -82,6 +82,7 @@ def _progress(done: int, total: int, gid: Any) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    from fleet_sdk.deploy.stored import DIGEST_KEY, ciphertext_digest
     from fleet_sdk.vars.generate import GenerateOptions, generate, public_values
     from fleet_sdk.vars.store import VarsStore
 
@@ -97,7 +98,12 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.json:
         store = VarsStore(settings.repo)
         machines = args.machines or [m.name for m in fleet.machines]
-        doc = {m: public_values(store, fleet, m) for m in machines}
+        # with the digest of the secrets a deploy uploads, which the graph's deploy step takes when
+        # this very run generated them (graph.deploy.secrets_trigger)
+        doc = {
+            m: public_values(store, fleet, m) | {DIGEST_KEY: ciphertext_digest(settings.repo, fleet, fleet.machine(m))}
+            for m in machines
+        }
         sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     else:
         for gid in result.generated:

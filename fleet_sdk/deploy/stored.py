@@ -18,6 +18,10 @@ from fleet_sdk.sops.tree import SopsTree
 from fleet_sdk.spec import Fleet, Machine
 from fleet_sdk.vars.store import VarsStore, generator_id
 
+# the key under which `fleet vars generate --json` gives each machine's ciphertext_digest, once its
+# vars are generated (no "/": it cannot be a GEN/FILE public value)
+DIGEST_KEY = "secrets-digest"
+
 
 class StoredSecret(NamedTuple):
     document: Path  # the sops document in the repository
@@ -51,3 +55,10 @@ def ciphertext_digest(repo: Path, fleet: Fleet, machine: Machine) -> str:
         h.update(f"{path}\0{s.owner}\0{s.group}\0{s.mode:o}\0".encode())
         h.update(hashlib.sha256(s.document.read_bytes()).digest())
     return h.hexdigest()
+
+
+def generated(repo: Path, fleet: Fleet, machine: Machine) -> bool:
+    """Whether every generator of the machine is stored (and current): only then is the digest of
+    what is in the repository the digest of what a deploy will upload."""
+    store = VarsStore(repo)
+    return all(store.complete(generator_id(g, machine.name), g) for g in fleet.generators_of(machine))

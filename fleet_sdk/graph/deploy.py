@@ -2,7 +2,7 @@
 `<m>-deploy` under the machine's component running `fleet machine deploy <m> --json`, which builds
 the system, uploads the machine's secrets, switches and rolls back on failure (fleet_sdk.deploy).
 
-It waits for the machine's vars step, its server and the deploy steps of the machines its `after`
+It waits for the machine's vars step, its server, its install step and the deploy steps of the machines its `after`
 names (waves). It re-runs when one of its triggers changes: the system closure, the stored
 ciphertext of the secrets it uploads, its deploy settings. Deleting it does nothing: a machine keeps
 the system it runs. Its JSON result gives the stack outputs `system` and `reboot_required`.
@@ -10,7 +10,6 @@ the system it runs. Its JSON result gives the stack outputs `system` and `reboot
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +17,9 @@ import pulumi
 from pulumi_command import local
 
 from fleet_sdk.deploy.probe import Probed, Unknown, probe_stack
-from fleet_sdk.deploy.stored import ciphertext_digest
+from fleet_sdk.deploy.stored import DIGEST_KEY, ciphertext_digest, generated
 from fleet_sdk.errors import ClosureUnknownError
-from fleet_sdk.graph.steps import content_hash, fleet_command, step_environment, with_target_host
+from fleet_sdk.graph.steps import content_hash, fleet_command, result_field, step_environment, with_target_host
 from fleet_sdk.spec import Fleet, Machine
 from fleet_sdk.spec.deploy import deploy_order
 from fleet_sdk.stack.settings import StackSettings
@@ -50,9 +49,17 @@ def closure_trigger(machine: Machine, probed: Probed) -> str:
     return f"unknown: {probed.reason}"
 
 
-def secrets_trigger(fleet: Fleet, machine: Machine, settings: StackSettings) -> str:
-    """A digest of the ciphertext of the secrets the deploy uploads, as stored in the repository."""
-    return ciphertext_digest(settings.repo, fleet, machine)
+def secrets_trigger(
+    fleet: Fleet, machine: Machine, settings: StackSettings, vars_step: local.Command | None = None
+) -> pulumi.Input[str]:
+    """A digest of the ciphertext of the secrets the deploy uploads, as stored in the repository. A
+    machine whose vars are not all generated yet gets them from its vars step in this run: then the
+    digest is the one that step reports after generating (`fleet vars generate --json`), so the
+    next run, which reads the same secrets from the repository, finds the same digest and does not
+    deploy again."""
+    if vars_step is None or generated(settings.repo, fleet, machine):
+        return ciphertext_digest(settings.repo, fleet, machine)
+    return result_field(vars_step.stdout, machine.name, DIGEST_KEY)
 
 
 def settings_trigger(machine: Machine) -> str:
@@ -71,6 +78,7 @@ class DeployStepArgs:
     ipv4: pulumi.Output[str] | None  # the server's public address: the target unless target_host is set
     system: Probed  # the machine's system closure (closure probe)
     after: tuple[pulumi.Resource, ...] = ()  # the deploy steps it waits for
+    install: pulumi.Resource | None = None  # its install step (graph.install)
 
 
 def deploy_step(name: str, args: DeployStepArgs, opts: pulumi.ResourceOptions) -> local.Command:
@@ -81,14 +89,14 @@ def deploy_step(name: str, args: DeployStepArgs, opts: pulumi.ResourceOptions) -
     target: pulumi.Output[str] | None = None
     if args.ipv4 is not None and machine.target_host is None:
         target = args.ipv4.apply(lambda ip: f"root@{ip}" if ip else "")
-    waits = [r for r in (args.vars, args.server) if r is not None] + list(args.after)
+    waits = [r for r in (args.vars, args.server, args.install) if r is not None] + list(args.after)
     return local.Command(
         name,
         create=with_target_host(command, target),
         environment=step_environment(args.settings),
         triggers=[
             closure_trigger(machine, args.system),
-            secrets_trigger(args.fleet, machine, args.settings),
+            secrets_trigger(args.fleet, machine, args.settings, args.vars),
             settings_trigger(machine),
         ],
         add_previous_output_in_env=False,
@@ -113,7 +121,15 @@ def deploy_steps(fleet: Fleet, machines: dict[str, MachineComponent], settings: 
             waits_for[machine.name] = after
             continue
         args = DeployStepArgs(
-            fleet, machine, settings, component.vars, component.server, component.ipv4, systems[machine.name], after
+            fleet,
+            machine,
+            settings,
+            component.vars,
+            component.server,
+            component.ipv4,
+            systems[machine.name],
+            after,
+            component.install,
         )
         step = deploy_step(f"{machine.name}-deploy", args, component.child_options)
         component.deploy = step
@@ -124,19 +140,6 @@ def deploy_steps(fleet: Fleet, machines: dict[str, MachineComponent], settings: 
 def deploy_outputs(stdout: pulumi.Output[str], machine: str) -> dict[str, pulumi.Output[Any]]:
     """`system` (the store path the machine runs) and `reboot_required` from the step's JSON result."""
     return {
-        "system": _result(stdout, machine, "current"),
-        "reboot_required": _result(stdout, machine, "reboot_required"),
+        "system": result_field(stdout, machine, "current"),
+        "reboot_required": result_field(stdout, machine, "reboot_required"),
     }
-
-
-def _result(stdout: pulumi.Output[str], machine: str, key: str) -> pulumi.Output[Any]:
-    """One field of the machine's result in `fleet machine deploy --json` output; None when absent
-    (e.g. under test mocks, which print nothing)."""
-
-    def pick(text: str | None) -> Any:
-        try:
-            return json.loads(text or "")[machine][key]
-        except (ValueError, KeyError, TypeError):
-            return None
-
-    return stdout.apply(pick)

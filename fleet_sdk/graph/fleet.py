@@ -97,6 +97,8 @@ class MachineComponent(pulumi.ComponentResource):
         self.vars: local.Command | None = None
         self.deploy: local.Command | None = None  # the deploy step (graph.deploy), for machines with deploy settings
         self.deployed: dict[str, pulumi.Output[Any]] = {}  # its outputs: system, reboot_required
+        self.install: local.Command | None = None  # the install step (graph.install), for cloud NixOS machines
+        self.installed: dict[str, Any] = {}  # its outputs: install, host_key_fingerprint, reinstall_required
         generators = args.fleet.generators_of(machine)
         if generators:
             from fleet_sdk.graph.steps import vars_step
@@ -132,7 +134,7 @@ class MachineComponent(pulumi.ComponentResource):
 
     def outputs(self) -> dict[str, Any]:
         """Its public addresses when it has cloud resources, and what its deploy step reported."""
-        return {**(self.addresses() if self.machine.cloud else {}), **self.deployed}
+        return {**(self.addresses() if self.machine.cloud else {}), **self.installed, **self.deployed}
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,9 @@ class FleetComponent(pulumi.ComponentResource):
         for component in self.machines.values():
             component.provision(fleet, self.clouds, self.dns)
         from fleet_sdk.graph.deploy import deploy_steps
+        from fleet_sdk.graph.install import install_steps
 
+        install_steps(fleet, self.machines, settings)
         deploy_steps(fleet, self.machines, settings)
         from fleet_sdk.graph.zerotier import networks
 

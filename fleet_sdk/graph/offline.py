@@ -129,6 +129,8 @@ def _options(req: Any) -> dict[str, Any]:
         opts["provider"] = req.provider.rpartition("::")[0]
     if req.deletedWith:
         opts["deleted_with"] = req.deletedWith
+    if req.importId:  # an existing server adopted (HetznerHost.server_id, GcpHost.instance_id)
+        opts["import"] = req.importId
     if aliases:
         opts["aliases"] = aliases
     if req.HasField("customTimeouts"):
@@ -276,15 +278,17 @@ def recorded_graph(
     stack: str = "test",
     config: Mapping[str, str] | None = None,
     mocks: FleetMocks | None = None,
+    monitor: Callable[[FleetMocks], Recorder] | None = None,
 ) -> RecordedGraph:
     """Run `program` under mocks and return every resource it registered, and its stack outputs:
     what it exports, and the mapping it returns (e.g. `lambda: deploy_fleet(fleet, settings)`).
 
     `config` holds `namespace:key` -> string values, as `pulumi config` would hand them over.
-    Exceptions raised by the program propagate unchanged.
+    `monitor` makes the Recorder from the mocks (a subclass sees each whole request, e.g. the
+    applier of fleet_sdk.testing.apply). Exceptions raised by the program propagate unchanged.
     """
     with _own_event_loop():  # Pulumi binds its futures to the loop current when mocks are set
-        return _record(program, preview, project, stack, config, mocks)
+        return _record(program, preview, project, stack, config, mocks, monitor or Recorder)
 
 
 def _record(
@@ -294,9 +298,10 @@ def _record(
     stack: str,
     config: Mapping[str, str] | None,
     mocks: FleetMocks | None,
+    make_monitor: Callable[[FleetMocks], Recorder],
 ) -> RecordedGraph:
     mocks = mocks or FleetMocks(preview)
-    monitor = Recorder(mocks)
+    monitor = make_monitor(mocks)
     logger = logging.getLogger(f"fleet_sdk.testing.{id(monitor)}")
     logger.propagate = False
     handler = _ListHandler()

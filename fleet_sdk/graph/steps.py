@@ -81,3 +81,16 @@ def public_value(stdout: pulumi.Output[str], machine: str, var: str, required: b
             ) from None
 
     return stdout.apply(pick)
+
+
+def result_field(stdout: pulumi.Output[str], machine: str, key: str) -> pulumi.Output[Any]:
+    """One field of the machine's result in a step's `--json` output (`{machine: {key: …}}`); None
+    when absent (e.g. under test mocks, which print nothing)."""
+
+    def pick(text: str | None) -> Any:
+        try:
+            return json.loads(text or "")[machine][key]
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    return stdout.apply(pick)

@@ -58,7 +58,7 @@ class ZeroTierNetwork(pulumi.ComponentResource):
             addresses[member] = ip if ip else self.network_id.apply(functools.partial(_external_ip, member=member))
         self.addresses = addresses
         # the controller machine must exist (and have its vars) before anything is admitted on it
-        controller_deps: list[pulumi.Resource] = [r for r in (ctrl.vars, ctrl.server) if r is not None]
+        controller_deps: list[pulumi.Resource] = [r for r in (ctrl.vars, ctrl.server, ctrl.install) if r is not None]
         # a cloud controller is reached at its public address, as the user its target host names
         # (root by default); one provisioned by hand at its target host
         ctrl_target = fleet.machine(controller).target
@@ -71,7 +71,8 @@ class ZeroTierNetwork(pulumi.ComponentResource):
         env = step_environment(settings)
         self.admissions = {}
         for member in [m for m in members if m != controller] + external:
-            member_step = machines[member].vars if member in machines else None
+            mine = machines.get(member)  # none for a member given by id or address
+            member_steps = [r for r in (mine.vars, mine.install) if r is not None] if mine else []
             argv = ["zerotier", "admit", net, member, "--stack", pulumi.get_stack()]
             self.admissions[member] = local.Command(
                 f"{name}-admit-{member}",
@@ -79,7 +80,7 @@ class ZeroTierNetwork(pulumi.ComponentResource):
                 environment=env,
                 triggers=[content_hash([net, member])],
                 add_previous_output_in_env=False,
-                opts=_step_options(child, [*controller_deps, *([member_step] if member_step else [])]),
+                opts=_step_options(child, [*controller_deps, *member_steps]),
             )
         # The controller's configuration: every member authorised at once, re-run whenever the
         # member list changes (so a new member also lands in the controller's own state).

@@ -17,6 +17,7 @@ from fleet_sdk.deploy.probe import Probed, Unknown, probe_stack
 from fleet_sdk.disko import rendered
 from fleet_sdk.errors import DuplicateUrnError, SpecError
 from fleet_sdk.graph.offline import RecordedGraph, recorded_graph
+from fleet_sdk.install.records import install_state
 from fleet_sdk.spec import Fleet
 from fleet_sdk.stack.settings import StackSettings, load_stack
 from fleet_sdk.tools.runner import LOCAL, Runner
@@ -61,7 +62,10 @@ def machine_systems(fleet: Fleet, settings: StackSettings, runner: Runner = LOCA
     return {m.name: found[m.name] for m in fleet.machines}
 
 
-def plan_document(fleet: Fleet, graph: RecordedGraph, systems: Mapping[str, Probed] | None = None) -> dict[str, Any]:
+def plan_document(
+    fleet: Fleet, graph: RecordedGraph, systems: Mapping[str, Probed] | None = None, repo: Path | None = None
+) -> dict[str, Any]:
+    """The plan as JSON data; with `repo`, each NixOS machine's `install` state (install.records)."""
     owner = machine_of(graph)
     machines = {
         m.name: {
@@ -72,6 +76,11 @@ def plan_document(fleet: Fleet, graph: RecordedGraph, systems: Mapping[str, Prob
             "resources": sorted(urn for urn, name in owner.items() if name == m.name),
         }
         | ({"system": systems[m.name].to_json()} if systems is not None else {})
+        | (
+            {"install": install_state(repo, m.name, m.disks.render() if m.disks else None)}
+            if repo is not None and m.machine_class == "nixos"
+            else {}
+        )
         for m in fleet.machines
     }
     resources = [
@@ -118,7 +127,8 @@ def make_plan(
         # the engine would refuse these; mocks accept them silently
         raise DuplicateUrnError(graph.duplicate_urns)
     warnings = [message for severity, message in graph.log if severity in ("warning", "error")]
-    return Plan(fleet, plan_document(fleet, graph, machine_systems(fleet, settings, runner)), warnings)
+    document = plan_document(fleet, graph, machine_systems(fleet, settings, runner), settings.repo)
+    return Plan(fleet, document, warnings)
 
 
 def _short(urn: str) -> str:
@@ -151,6 +161,8 @@ def render_text(plan: Plan) -> str:
         target = f"  deploy: {entry['target_host']}" if entry["target_host"] else ""
         lines.append("")
         lines.append(f"{m.name}  {m.machine_class}  {where}{state}{target}  tags: {' '.join(entry['tags']) or '-'}")
+        if entry.get("install", {}).get("reinstall_required"):
+            lines.append("  REINSTALL REQUIRED: its disk layout changed since the install (a reinstall wipes it)")
         if system := entry.get("system"):
             lines.append(
                 f"  system unknown: {system['unknown']}" if "unknown" in system else f"  system {system['outPath']}"

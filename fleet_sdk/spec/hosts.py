@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 from typing_extensions import override
 
 from fleet_sdk.catalog import ServerShape, gcp, hetzner
@@ -44,6 +44,12 @@ class Host(BaseModel):
         """Whether the machine gets A and AAAA records in the stack's DNS zone (fleet:cloudflareZone)."""
         return False
 
+    @property
+    def import_id(self) -> str | None:
+        """The cloud's id of an existing server this host adopts (Pulumi's import id); None: the
+        graph creates the server."""
+        return None
+
     def problems(self, machine: str) -> list[str]:
         """What is wrong with this host for `machine`, each starting with the field (host.…)."""
         return self.label_problems() + open_port_problems(self.open_ports)
@@ -70,16 +76,36 @@ class HetznerHost(Host):
     image: str = "debian-12"
     # A and AAAA records <machine>.<zone> in the Cloudflare zone named by stack config fleet:cloudflareZone
     dns: StrictBool = False
+    server_id: int | str | None = None
+    """An existing server to adopt rather than create: its id, a positive integer (the ID column of
+    `hcloud server list`); a string of digits is read as that number. The first `pulumi up` imports
+    the server: its name must be the machine's, its type and location the host's."""
+
+    @field_validator("server_id", mode="before")
+    @classmethod
+    def _server_id_number(cls, value: Any) -> Any:
+        # digits are the number; anything else but an int is kept as text for problems() to refuse
+        # with the machine's name (pydantic's own message would not name it)
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        text = str(value)
+        return int(text) if _DIGITS.match(text) else text
 
     @property
     @override
     def summary(self) -> str:
-        return f"hetzner {self.server_type} {self.location}"
+        adopted = f" (adopts server {self.server_id})" if self.server_id is not None else ""
+        return f"hetzner {self.server_type} {self.location}{adopted}"
 
     @property
     @override
     def dns_records(self) -> bool:
         return self.dns
+
+    @property
+    @override
+    def import_id(self) -> str | None:
+        return None if self.server_id is None else str(self.server_id)
 
     @override
     def shape(self) -> ServerShape | None:
@@ -105,7 +131,7 @@ class HetznerHost(Host):
             )
         if not self.image:
             problems.append("host.image: give the bootstrap image, e.g. debian-12")
-        return problems
+        return problems + _server_id_problems(self.server_id)
 
 
 class GcpHost(Host):
@@ -118,12 +144,40 @@ class GcpHost(Host):
     boot_disk_gb: StrictInt = 100
     gpu_type: str | None = None
     gpu_count: StrictInt = 0
+    instance_id: str | None = None
+    """An existing instance to adopt rather than create, as Pulumi imports it:
+    `projects/<project>/zones/<zone>/instances/<name>`; `<project>/<zone>/<name>` and the instance's
+    self link (`gcloud compute instances describe <name> --format='value(selfLink)'`) are read as
+    that. The zone must be the host's and the name the machine's; GCE's numeric instance id is
+    refused, since Pulumi cannot import by it. The first `pulumi up` imports the instance."""
+
+    @field_validator("instance_id", mode="before")
+    @classmethod
+    def _instance_path(cls, value: Any) -> Any:
+        # the self link and the short form as the path Pulumi imports; anything else is left for
+        # problems() to refuse with the machine's name
+        if value is None:
+            return None
+        text = str(value)
+        for prefix in GCE_LINK_PREFIXES:
+            if text.startswith(prefix):
+                return text[len(prefix) :]
+        parts = text.split("/")
+        if len(parts) == 3 and parts[0] != "projects" and all(parts):
+            return f"projects/{parts[0]}/zones/{parts[1]}/instances/{parts[2]}"
+        return text
 
     @property
     @override
     def summary(self) -> str:
         gpu = f" +{self.gpu_count}x {self.gpu_type}" if self.gpu_type else ""
-        return f"gcp {self.machine_type} {self.zone}{gpu}"
+        adopted = f" (adopts {self.instance_id})" if self.instance_id is not None else ""
+        return f"gcp {self.machine_type} {self.zone}{gpu}{adopted}"
+
+    @property
+    @override
+    def import_id(self) -> str | None:
+        return self.instance_id
 
     @property
     def region(self) -> str:
@@ -141,6 +195,38 @@ class GcpHost(Host):
     @override
     def label_problems(self) -> list[str]:
         return _gcp_labels_problems(self.labels)
+
+    def instance_id_problems(self, machine: str) -> list[str]:
+        if self.instance_id is None:
+            return []
+        found = _GCE_INSTANCE_PATH.match(self.instance_id)
+        if found is None:
+            if _DIGITS.match(self.instance_id):
+                return [
+                    f"host.instance_id: {self.instance_id!r} is GCE's numeric instance id, which Pulumi cannot "
+                    "import; give projects/<project>/zones/<zone>/instances/<name> (gcloud compute instances "
+                    f"describe {machine} --zone {self.zone} --format='value(selfLink)')"
+                ]
+            return [
+                f"host.instance_id: {self.instance_id!r} is not projects/<project>/zones/<zone>/instances/<name> "
+                "(or <project>/<zone>/<name>, or the instance's self link)"
+            ]
+        project, zone, name = found.groups()
+        problems = []
+        if not _GCP_PROJECT.match(project):
+            problems.append(f"host.instance_id: {project!r} is not a Google Cloud project id")
+        if zone != self.zone:
+            problems.append(
+                f"host.instance_id: the instance is in zone {zone}, but host.zone is {self.zone}; "
+                "an instance cannot move zones: make them agree"
+            )
+        if name != machine:
+            problems.append(
+                f"host.instance_id: the instance is named {name!r}, but the machine {machine!r}; the graph "
+                "names the instance after its machine, and renaming an instance replaces it: name the "
+                "machine after the instance"
+            )
+        return problems
 
     @override
     def problems(self, machine: str) -> list[str]:
@@ -163,6 +249,7 @@ class GcpHost(Host):
             )
         if self.gpu_count < 0:
             problems.append("host.gpu_count: must not be negative")
+        problems += self.instance_id_problems(machine)
         if self.gpu_type is None:
             if self.gpu_count:
                 problems.append("host.gpu_count: set gpu_type too, e.g. nvidia-tesla-t4")
@@ -211,6 +298,24 @@ def host_from_dict(value: Any) -> Any:
 
 register_host_kind(HetznerHost)
 register_host_kind(GcpHost)
+
+_DIGITS = re.compile(r"^[0-9]+$")
+HETZNER_ID_MAX = 2**63 - 1  # ids are int64
+# what the self link of a GCE resource starts with, before projects/…
+GCE_LINK_PREFIXES = ("https://www.googleapis.com/compute/v1/", "https://compute.googleapis.com/compute/v1/")
+_GCE_INSTANCE_PATH = re.compile(r"^projects/([^/]+)/zones/([^/]+)/instances/([^/]+)$")
+# 6-30 lower-case letters, digits and '-', starting with a letter; optionally domain-scoped (example.com:id)
+_GCP_PROJECT = re.compile(r"^([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+
+
+def _server_id_problems(server_id: int | str | None) -> list[str]:
+    rule = "Hetzner server ids are positive integers (the ID column of `hcloud server list`)"
+    if isinstance(server_id, str):
+        return [f"host.server_id: {server_id!r} is not a number: {rule}"]
+    if server_id is not None and not 0 < server_id <= HETZNER_ID_MAX:
+        return [f"host.server_id: {server_id} is not a server id: {rule}"]
+    return []
+
 
 _PORT_ENTRY = re.compile(r"^(tcp|udp)/([0-9]{1,5})(?:-([0-9]{1,5}))?$")
 

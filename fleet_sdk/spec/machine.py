@@ -37,6 +37,8 @@ class Machine(BaseModel):
     generators: tuple[Generator, ...] = ()  # vars of this machine (service roles may add more)
     # how the graph deploys it (spec.deploy); None: the graph does not deploy it
     deploy: Deploy | None = None
+    # the install may wipe this machine although it runs NixOS: another disk layout, another host key
+    reinstall: StrictBool = False
 
     @field_validator("host", mode="before")
     @classmethod

@@ -32,6 +32,10 @@ systemctl reload ssh || systemctl reload sshd
 """
 
 PORTS = {"ssh": ("tcp", "22"), "zerotier": ("udp", "9993")}
+# What an adopted instance (GcpHost.instance_id) keeps as it is while it is adopted: an instance made
+# by other tools differs in these from what the stack declares, and an import whose inputs differ from
+# the live instance fails. Once imported, remove instance_id and the next `pulumi up` updates them.
+ADOPTED_IGNORED = ["metadata", "tags", "labels", "deletion_protection", "allow_stopping_for_update"]
 
 
 def gce_label(value: str) -> str:
@@ -142,7 +146,12 @@ class GcpCloud(pulumi.ComponentResource):
                     protect=host.protect,
                     depends_on=firewalls,
                     # the bootstrap OS only matters before nixos-anywhere; changing it must not reinstall
-                    ignore_changes=["metadata_startup_script", "boot_disk"],
+                    ignore_changes=[
+                        "metadata_startup_script",
+                        "boot_disk",
+                        *(ADOPTED_IGNORED if host.import_id is not None else []),
+                    ],
+                    import_=host.import_id,
                 ),
             ),
         )

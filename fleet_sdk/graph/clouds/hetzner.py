@@ -27,6 +27,13 @@ FIREWALL_RULES = [
 ]
 
 
+# What an adopted server (HetznerHost.server_id) keeps as it is while it is adopted: a server made by
+# other tools differs in these from what the stack declares, and an import whose inputs differ from
+# the live server fails. The image is only the bootstrap OS (changing it would replace the server).
+# Once imported, remove server_id and the next `pulumi up` updates the others in place.
+ADOPTED_IGNORED = ["image", "labels", "firewall_ids", "delete_protection", "rebuild_protection"]
+
+
 def open_port_rules(open_ports: tuple[str, ...]) -> list[dict[str, Any]]:
     """Inbound rules from anywhere for a host's open_ports ("tcp/443", "udp/60000-61000")."""
     return [
@@ -99,7 +106,8 @@ class HetznerCloud(pulumi.ComponentResource):
                     provider=self.provider,
                     protect=host.protect,
                     # changing either would replace (wipe) an installed server
-                    ignore_changes=["ssh_keys", "user_data"],
+                    ignore_changes=["ssh_keys", "user_data", *(ADOPTED_IGNORED if host.import_id is not None else [])],
+                    import_=host.import_id,
                 ),
             ),
         )

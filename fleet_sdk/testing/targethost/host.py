@@ -15,16 +15,16 @@ from pathlib import Path
 from typing_extensions import override
 
 from fleet_sdk.errors import FleetError
+from fleet_sdk.testing.targethost.installer import BOOT_INSTALLED, OS_RELEASE, OsKind, os_kind_of
 from fleet_sdk.testing.targethost.namespace import (
-    OS_RELEASE,
     Boot,
-    OsKind,
     boot_argv,
     missing_requirements,
     namespace_pids,
     prepare_folder,
     spawn,
 )
+from fleet_sdk.testing.targethost.records import RECORD_AWK_VARIABLE
 from fleet_sdk.testing.targethost.sshd import LISTENER_ALIVE, SSHD, SSHD_CONFIG, connects, free_port
 from fleet_sdk.testing.targethost.state import TargetState
 
@@ -46,9 +46,10 @@ class FakeTarget(TargetState):
         reboot_delay: float = 0.2,
         timeout: float = 10.0,
     ) -> None:
-        """`os_kind`: its /etc/os-release. `systemd`: /run/systemd/system exists, so deploy code
-        takes its systemd-run branch (the shim); without it, systemd-run fails as on a machine
-        without systemd. `users`: login users besides root (the first uids from 1000 this machine
+        """`os_kind`: its /etc/os-release when its folder has none yet (then the target's own, which
+        a kexec or an install rewrites: `current_os()` reads it). `systemd`: /run/systemd/system
+        exists, so deploy code takes its systemd-run branch (the shim); without it, systemd-run fails
+        as on a machine without systemd. `users`: login users besides root (the first uids from 1000 this machine
         has not taken), authorised with root's key; they reach the store through a nix daemon.
         `sudoers`: those of `users` with passwordless sudo (the `sudo` shim), whom the daemon
         trusts; the others' sudo asks for a password. `client_key`: the private key to authorise (one
@@ -125,9 +126,11 @@ class FakeTarget(TargetState):
 
     def reboot(self) -> None:
         """Power-cycles the target: every process ends, /run starts empty, and /run/booted-system
-        and /run/current-system are the system profile's generation, as NixOS's stage 2 sets them."""
+        and /run/current-system are the system profile's generation, as NixOS's stage 2 sets them.
+        An installer with an installation on /mnt boots it, as after the reboot shim."""
         with self._lock:
             self._check_running()
+            self.run(["/bin/bash", "-c", f"{RECORD_AWK_VARIABLE}{BOOT_INSTALLED}boot_installed"])
             self._halt()
             self._launch()
             try:
@@ -179,6 +182,11 @@ class FakeTarget(TargetState):
         """Rewrites /etc/os-release, in place: the target's bind mount follows the inode, not the name."""
         self.os_kind = kind
         (self.root / "os-release").write_text(OS_RELEASE[kind])  # truncates the same inode
+
+    def current_os(self) -> OsKind | None:
+        """What its /etc/os-release says now (None for an OS other than debian, nixos and the
+        installer); readable while the target is down too."""
+        return os_kind_of((self.root / "os-release").read_text())
 
     def set_systemd(self, enabled: bool) -> None:
         """Creates or removes /run/systemd/system now and for the boots to come."""
@@ -233,6 +241,8 @@ class FakeTarget(TargetState):
         """Begins boot number `self._boots + 1` (the lock is held)."""
         self._ready = False
         self._listener_offset = self._sshd_log_size()
+        # the host key of this boot: an install may have brought another (installer.BOOT_INSTALLED)
+        self.known_hosts.write_text(self.known_hosts_line() + "\n")
         log = open(self.root / "boot.log", "ab")  # noqa: SIM115 - closed by _halt
         argv = boot_argv(self.root, self._boots + 1, systemd=self.systemd, users=bool(self.users))
         try:
@@ -264,7 +274,7 @@ class FakeTarget(TargetState):
                     pids = []
                 if pids:
                     with contextlib.suppress(OSError):  # a failed boot: its exit is noticed below
-                        boot.mnt_ns = os.readlink(f"/proc/{pids[0]}/ns/mnt")
+                        boot.hold_namespace(int(pids[0]))
                         boot.init_pid = int(pids[0])
             log = self.root / "var/log/sshd.log"
             text = log.read_bytes()[start:].decode(errors="replace") if log.exists() else ""
@@ -329,4 +339,5 @@ class FakeTarget(TargetState):
                     raise FleetError(f"target {self.name}: processes {left} outlived the namespace")
                 time.sleep(0.01)
         finally:
+            boot.release_namespace()
             boot.log.close()

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Literal
+from typing import IO
 
+from fleet_sdk.testing.targethost.installer import OS_RELEASE, OsKind
 from fleet_sdk.testing.targethost.records import CALLS_LOG
 from fleet_sdk.testing.targethost.shims import NOPASSWD_GROUP, SHIMS, SUDO_HELPER, TARGET_PATH
 from fleet_sdk.testing.targethost.sshd import SSHD, keygen
@@ -23,24 +24,6 @@ sandbox = false
 build-users-group =
 substituters =
 """
-
-OsKind = Literal["nixos", "nixos-installer", "debian"]
-
-OS_RELEASE: dict[str, str] = {
-    "nixos": (
-        'NAME=NixOS\nID=nixos\nVERSION="24.11 (Vicuna)"\nVERSION_CODENAME=vicuna\nVERSION_ID="24.11"\n'
-        'PRETTY_NAME="NixOS 24.11 (Vicuna)"\nHOME_URL="https://nixos.org/"\n'
-    ),
-    # nixos-anywhere tells the kexec installer by VARIANT_ID (reference/deploy.md §1, get-facts.sh)
-    "nixos-installer": (
-        'NAME=NixOS\nID=nixos\nVERSION="24.11 (Vicuna)"\nVERSION_CODENAME=vicuna\nVERSION_ID="24.11"\n'
-        'PRETTY_NAME="NixOS 24.11 (Vicuna)"\nVARIANT="NixOS installer"\nVARIANT_ID=installer\n'
-    ),
-    "debian": (
-        'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
-        'VERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n'
-    ),
-}
 
 # PID 1: reaps orphans (a killed listener, `setsid -f` watchdogs), so `kill -0` never finds a zombie;
 # SIGTERM (the reboot shim) ends it, and with it every process of the namespace.
@@ -157,6 +140,19 @@ class Boot:
     log: IO[bytes]
     init_pid: int = 0
     mnt_ns: str = ""
+    mnt_fd: int | None = None
+
+    def hold_namespace(self, pid: int) -> None:
+        """Names the mount namespace of `pid` (its init) and holds it open until release_namespace():
+        the kernel reuses a freed namespace's number at once (every `nix` call makes a namespace of
+        its own), and namespace_pids() must never find another program's processes by it."""
+        fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        self.mnt_fd, self.mnt_ns = fd, f"mnt:[{os.fstat(fd).st_ino}]"
+
+    def release_namespace(self) -> None:
+        if self.mnt_fd is not None:
+            os.close(self.mnt_fd)
+            self.mnt_fd = None
 
 
 def boot_argv(root: Path, number: int, *, systemd: bool, users: bool) -> list[str]:
@@ -207,7 +203,7 @@ def prepare_folder(
     conf = root / "root/.config/nix/nix.conf"
     conf.parent.mkdir(parents=True, exist_ok=True)
     conf.write_text(TARGET_NIX_CONF + f"trusted-users = {' '.join(['root', *sudoers])}\n")
-    if not (root / "os-release").exists():
+    if not (root / "os-release").exists():  # else kept: the target may have rewritten it (kexec, install)
         (root / "os-release").write_text(OS_RELEASE[os_kind])
     for name, text in SHIMS.items():
         shim = root / "shims" / name

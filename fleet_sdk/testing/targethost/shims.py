@@ -1,21 +1,24 @@
-"""The programs a target has in /usr/local/bin, as data: the `reboot`, `systemctl`, `systemd-run`
-and `sudo` shims (bash scripts written into its folder at each start), and the PATH that puts
-them first. Each records its argv to CALLS_LOG.
+"""The programs a target has in /usr/local/bin, as data: the `reboot`, `systemctl`, `systemd-run`,
+`sudo`, `nixos-install` and `nixos-facter` shims (bash scripts written into its folder at each
+start), and the PATH that puts them first. Each records its argv to CALLS_LOG.
 """
 
 from __future__ import annotations
 
+from fleet_sdk.testing.targethost.installer import BOOT_INSTALLED, NIXOS_FACTER_SHIM, NIXOS_INSTALL_SHIM
 from fleet_sdk.testing.targethost.records import CALLS_LOG, RECORD_AWK_VARIABLE, record_command
 
 # Debian sshd's compiled-in PATH: the shims in /usr/local/bin come before /usr/bin
 TARGET_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # `reboot` and `systemctl reboot`: record, then end PID 1, which takes every process of the target
-# with it; the harness boots it again from the system profile (FakeTarget.reboot_delay later).
+# with it; the harness boots it again from the system profile (FakeTarget.reboot_delay later). An
+# installer whose /mnt holds an installation boots that first (installer.BOOT_INSTALLED).
 _REBOOT_SHIM = f"""#!/bin/bash
 # Simulated reboot (fleet_sdk.testing.targethost): records its argv to {CALLS_LOG}.
 {RECORD_AWK_VARIABLE}{record_command("program=reboot")}
 if [ "$(id -u)" != 0 ]; then echo "Call to Reboot failed: Access denied" >&2; exit 1; fi
+{BOOT_INSTALLED}boot_installed || exit 1
 kill -TERM 1
 sleep 30
 """
@@ -27,8 +30,9 @@ _SYSTEMCTL_SHIM = f"""#!/bin/bash
 verb=
 for a in "$@"; do case $a in -*) ;; *) verb=$a; break;; esac; done
 units=/run/systemd/transient
-if [ "$verb" = reboot ]; then
+{BOOT_INSTALLED}if [ "$verb" = reboot ]; then
   if [ "$(id -u)" != 0 ]; then echo "Call to Reboot failed: Access denied" >&2; exit 1; fi
+  boot_installed || exit 1
   kill -TERM 1
   sleep 30
 fi
@@ -196,4 +200,6 @@ SHIMS = {
     "systemctl": _SYSTEMCTL_SHIM,
     "systemd-run": _SYSTEMD_RUN_SHIM,
     "sudo": _SUDO_SHIM,
+    "nixos-install": NIXOS_INSTALL_SHIM,
+    "nixos-facter": NIXOS_FACTER_SHIM,
 }
