@@ -29,10 +29,12 @@ def make_deploy_key(repo: Path) -> str:
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The closure probe caches under $XDG_CACHE_HOME for flakes outside git: the tests' `fleet` runs
-    (and their subprocesses, which inherit the environment) keep it in the session's temp folder."""
+    """The closure probe caches under $XDG_CACHE_HOME for flakes outside git, installs keep their
+    checkpoints under $XDG_STATE_HOME: the tests' `fleet` runs (and their subprocesses, which inherit
+    the environment) keep both in the session's temp folder."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        mp.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("xdg-state")))
         yield
 
 

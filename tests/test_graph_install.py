@@ -64,7 +64,9 @@ def test_only_cloud_nixos_machines_with_disks_are_installed(repo: Path) -> None:
     assert set(steps) == {"web"}
     step = steps["web"]
     assert step.parent == graph.one("fleet:index:Machine", "web").urn
-    assert "delete" not in step.inputs and "update" not in step.inputs  # deleting it does nothing
+    # no delete or update command (deleting it does nothing), and nothing secret: the command, the
+    # paths it runs with and the server's id
+    assert set(step.inputs) == {"create", "environment", "triggers", "addPreviousOutputInEnv"}
     assert step.options["ignore_changes"] == ["environment"]
     assert "machine install web --json --stack dev" in step.inputs["create"]
 
