@@ -210,3 +210,20 @@ def test_cli_phases_name_the_machine() -> None:
         phases("web", "kexec,format")
     with pytest.raises(ConfigError, match="machine web: --phases names no phase"):
         phases("web", ",")
+
+
+def test_installs_side_by_side_keep_every_known_host(tmp_path: Path) -> None:
+    """`pulumi up` runs the installs of several machines at once: their records go through the
+    repository lock, so no known_hosts line is lost and git's index lock never collides."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    names = [f"m{i}" for i in range(4)]
+    for round_ in range(5):
+        target = TargetHost("root", f"192.0.2.{round_}")
+        with ThreadPoolExecutor(len(names)) as pool:
+            list(pool.map(lambda n, t=target: engine(request(tmp_path, machine=n)).record(t, "d"), names))
+        lines = (tmp_path / "known_hosts").read_text().splitlines()
+        assert sorted(line.split()[-1] for line in lines) == [f"fleet:{n}" for n in names]
+    done = subprocess.run(["git", "-C", str(tmp_path), "ls-files"], capture_output=True, text=True, check=True)
+    assert set(done.stdout.split()) == {"known_hosts", *(f"machines/{n}/install.json" for n in names)}

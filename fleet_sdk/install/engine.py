@@ -21,8 +21,10 @@ from fleet_sdk.targets import TargetHost
 from fleet_sdk.tools import nixos_anywhere, ssh
 from fleet_sdk.tools.nixos_anywhere import PHASES, Install
 from fleet_sdk.tools.runner import LOCAL, Runner
+from fleet_sdk.vars.lock import repository_lock
 
 Progress = Callable[[str, str], None]  # (machine, message)
+LOCK_NAME = "fleet machine install"  # how the repository lock names us to other writers
 # nixos-facter in the installer, else from nixpkgs (as nixos-anywhere's --generate-hardware-config)
 FACTER = ["sh", "-c", "command -v nixos-facter >/dev/null && exec nixos-facter; "
           "exec nix --extra-experimental-features 'nix-command flakes' run nixpkgs#nixos-facter"]  # fmt: skip
@@ -169,14 +171,15 @@ class _Install:
         r = self.request
         if r.layout is None:
             raise InstallError(r.machine, "declares no disks: set Machine.disks (its disko layout) to install it")
-        written = [records.write_layout(r.repo, r.machine, r.layout)]
         self.say("reading the hardware with nixos-facter")
         assert self.ssh is not None
         done = self.ssh.attempt(FACTER, strict=False, timeout=300)
         if done is None or done.returncode != 0:
             raise InstallError(r.machine, "nixos-facter did not run in the installer; the hardware report is missing")
-        written.append(records.write_facter(r.repo, r.machine, done.stdout))
-        records.track(self.runner, r.repo, written)
+        with repository_lock(r.repo, LOCK_NAME):  # installs run side by side; so do vars steps
+            written = [records.write_layout(r.repo, r.machine, r.layout)]
+            written.append(records.write_facter(r.repo, r.machine, done.stdout))
+            records.track(self.runner, r.repo, written)
 
     def finish(self, link: Link, target: TargetHost, digest: str | None, checkpoint: Checkpoint) -> InstallResult:
         r = self.request
@@ -192,11 +195,13 @@ class _Install:
     def record(self, target: TargetHost, digest: str | None) -> None:
         r = self.request
         key = key_fields(r.host_key)
-        written = [
-            records.write_known_host(r.repo, r.machine, target, key),
-            records.write_installed(r.repo, r.machine, digest, fingerprint(key)),
-        ]
-        records.track(self.runner, r.repo, written)
+        # known_hosts is read, changed and written back, and git's index takes one writer at a time
+        with repository_lock(r.repo, LOCK_NAME):
+            written = [
+                records.write_known_host(r.repo, r.machine, target, key),
+                records.write_installed(r.repo, r.machine, digest, fingerprint(key)),
+            ]
+            records.track(self.runner, r.repo, written)
 
 
 def _fp(key: str) -> str:

@@ -1,5 +1,6 @@
 """Target hosts for tests: machines to deploy to, each a private mount and PID namespace on this
-machine with a real OpenSSH server on 127.0.0.1 (reference/deploy.md §9).
+machine with a real OpenSSH server on 127.0.0.1, or on another loopback address of its own
+(`address="127.0.0.2"`) (reference/deploy.md §9).
 
     from fleet_sdk.testing import FakeTarget
     host = FakeTarget(tmp_path / "web1").start()

@@ -17,6 +17,7 @@ class TargetAccess:
 
     root: Path
     name: str
+    address: str  # the loopback address its sshd listens on (127.0.0.1 unless given)
     port: int
     _client_key: Path | None
     _boot: Boot | None
@@ -33,10 +34,10 @@ class TargetAccess:
 
     @property
     def target(self) -> str:
-        return f"root@127.0.0.1:{self.port}"
+        return f"root@{self.address}:{self.port}"
 
     def user_target(self, user: str) -> str:
-        return f"{user}@127.0.0.1:{self.port}"
+        return f"{user}@{self.address}:{self.port}"
 
     @property
     def client_key(self) -> Path:
@@ -50,8 +51,8 @@ class TargetAccess:
         return f"{fields[0]} {fields[1]}"
 
     def known_hosts_line(self) -> str:
-        """ "[127.0.0.1]:PORT ssh-ed25519 AAAA…", what a known_hosts file needs for strict checking."""
-        return f"[127.0.0.1]:{self.port} {self.host_public_key}"
+        """ "[ADDRESS]:PORT ssh-ed25519 AAAA…", what a known_hosts file needs for strict checking."""
+        return f"[{self.address}]:{self.port} {self.host_public_key}"
 
     @property
     def known_hosts(self) -> Path:
@@ -84,14 +85,14 @@ class TargetAccess:
 
     @property
     def nix_sshopts(self) -> str:
-        """NIX_SSHOPTS for `nix copy --to ssh-ng://root@127.0.0.1` (nix splits it on spaces)."""
+        """NIX_SSHOPTS for `nix copy --to ssh-ng://root@ADDRESS` (nix splits it on spaces)."""
         options = self.ssh_options()
         if any(" " in o for o in options):
             raise FleetError(f"target {self.name}: NIX_SSHOPTS cannot hold a path with spaces ({self.root})")
         return " ".join(options)
 
     def ssh_argv(self, *command: str, user: str = "root") -> list[str]:
-        return ["ssh", *self.ssh_options(), f"{user}@127.0.0.1", "--", *command]
+        return ["ssh", *self.ssh_options(), f"{user}@{self.address}", "--", *command]
 
     def ssh(
         self, command: str, *, input: str | None = None, check: bool = True, timeout: float = 30, user: str = "root"

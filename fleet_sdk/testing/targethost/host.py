@@ -4,6 +4,7 @@ and its sshd listener; what it is made of lives in the sibling modules."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from fleet_sdk.testing.targethost.namespace import (
     spawn,
 )
 from fleet_sdk.testing.targethost.records import RECORD_AWK_VARIABLE
-from fleet_sdk.testing.targethost.sshd import LISTENER_ALIVE, SSHD, SSHD_CONFIG, connects, free_port
+from fleet_sdk.testing.targethost.sshd import LISTENER_ALIVE, LOOPBACK, SSHD, SSHD_CONFIG, connects, free_port
 from fleet_sdk.testing.targethost.state import TargetState
 
 
@@ -43,6 +44,8 @@ class FakeTarget(TargetState):
         users: Sequence[str] = (),
         sudoers: Sequence[str] = (),
         client_key: Path | None = None,
+        authorized_keys: Sequence[str] = (),
+        address: str = LOOPBACK,
         reboot_delay: float = 0.2,
         timeout: float = 10.0,
     ) -> None:
@@ -53,7 +56,11 @@ class FakeTarget(TargetState):
         has not taken), authorised with root's key; they reach the store through a nix daemon.
         `sudoers`: those of `users` with passwordless sudo (the `sudo` shim), whom the daemon
         trusts; the others' sudo asks for a password. `client_key`: the private key to authorise (one
-        is generated otherwise). `reboot_delay`: how long a reboot keeps the target down.
+        is generated otherwise). `authorized_keys`: public key lines root takes besides it (a cloud
+        server's: the keys its provider was given). `address`: the loopback address (127.0.0.0/8) its
+        sshd listens on; on one of its own a target can stand for a server reached by address alone
+        (an ssh config giving each address its target's port). `reboot_delay`: how long a reboot
+        keeps the target down.
         `timeout`: the deadline of every wait (boot, listener, stop)."""
         self.root = root.resolve()
         self.name = name or self.root.name
@@ -63,6 +70,10 @@ class FakeTarget(TargetState):
         self.sudoers = tuple(sudoers)
         if strangers := [u for u in self.sudoers if u not in self.users]:
             raise ValueError(f"sudoers {strangers} are not among the login users {list(self.users)}")
+        if not _loopback(address):
+            raise ValueError(f"address {address!r} is not an IPv4 loopback address (127.0.0.0/8)")
+        self.address = address
+        self.authorized_keys = tuple(k.strip() for k in authorized_keys)
         self.reboot_delay = reboot_delay
         self.timeout = timeout
         self.port = 0
@@ -107,7 +118,7 @@ class FakeTarget(TargetState):
                     if self._await_listener():
                         return self
                     self._halt()  # another process took the port after free_port()
-                    self.port = free_port()
+                    self.port = free_port(self.address)
                     self._write_sshd_config()
                     self._launch()
                 raise FleetError(f"target {self.name}: no free port for sshd after 5 tries")
@@ -162,7 +173,7 @@ class FakeTarget(TargetState):
         """Ends sshd's listener: new connections are refused, open sessions carry on."""
         self.run(f"{LISTENER_ALIVE} && kill $pid; true")
         deadline = time.monotonic() + self.timeout
-        while connects(self.port):
+        while connects(self.port, self.address):
             if time.monotonic() > deadline:
                 raise FleetError(f"target {self.name}: port {self.port} still accepts after killing sshd")
             time.sleep(0.01)
@@ -222,13 +233,15 @@ class FakeTarget(TargetState):
             sudoers=self.sudoers,
             client_key=self.client_key,
             new_client_key=self._client_key is None,
+            authorized_keys=self.authorized_keys,
         )
         if not self.port:
-            self.port = free_port()
+            self.port = free_port(self.address)
         self._write_sshd_config()
 
     def _write_sshd_config(self) -> None:
-        (self.root / "etc-ssh" / "sshd_config").write_text(SSHD_CONFIG.format(port=self.port))
+        config = SSHD_CONFIG.format(address=self.address, port=self.port)
+        (self.root / "etc-ssh" / "sshd_config").write_text(config)
         self.known_hosts.write_text(self.known_hosts_line() + "\n")
 
     def _sshd_log_size(self) -> int:
@@ -265,7 +278,7 @@ class FakeTarget(TargetState):
         start = self._listener_offset if offset is None else offset
         deadline = time.monotonic() + self.timeout
         children = Path(f"/proc/{boot.proc.pid}/task/{boot.proc.pid}/children")
-        ready = f"Server listening on 127.0.0.1 port {self.port}."
+        ready = f"Server listening on {self.address} port {self.port}."
         while True:
             if not boot.init_pid:
                 try:
@@ -341,3 +354,10 @@ class FakeTarget(TargetState):
         finally:
             boot.release_namespace()
             boot.log.close()
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.IPv4Address(address).is_loopback
+    except ValueError:
+        return False

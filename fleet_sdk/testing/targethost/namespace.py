@@ -174,12 +174,14 @@ def prepare_folder(
     client_key: Path,
     new_client_key: bool,
     sudoers: Sequence[str] = (),
+    authorized_keys: Sequence[str] = (),
 ) -> None:
     """Makes the target's folder ready to boot: its mounts' folders, the calls log, the host key
     (kept across stop/start), root's nix.conf, /etc/os-release unless set, the shims, and the login
     users' accounts. Every user, root included, is authorised with `client_key`, generated first
-    when `new_client_key` and not there yet. `sudoers` (login users) get passwordless sudo and are
-    trusted by the nix daemon, as an admin of a nix-darwin machine usually is."""
+    when `new_client_key` and not there yet; root also with `authorized_keys` (public key lines).
+    `sudoers` (login users) get passwordless sudo and are trusted by the nix daemon, as an admin of
+    a nix-darwin machine usually is."""
     for d in ["nix", "var/log/fleet-harness", "root", "etc-ssh/authorized_keys.d", "shims"]:
         (root / d).mkdir(parents=True, exist_ok=True)
     (root / "root").chmod(0o700)
@@ -197,7 +199,8 @@ def prepare_folder(
         keygen(client_key)
     authorized = Path(f"{client_key}.pub").read_text()
     for user in ("root", *users):
-        (root / "etc-ssh" / "authorized_keys.d" / user).write_text(authorized)
+        extra = "".join(f"{k}\n" for k in authorized_keys) if user == "root" else ""
+        (root / "etc-ssh" / "authorized_keys.d" / user).write_text(authorized + extra)
     # root's nix.conf (nix reads ~/.config/nix): the target's nix builds like this machine's
     # fake systems, and warns of no missing nixbld group
     conf = root / "root/.config/nix/nix.conf"

@@ -11,7 +11,7 @@ from pathlib import Path
 SSHD = "/usr/sbin/sshd"
 
 SSHD_CONFIG = """\
-ListenAddress 127.0.0.1
+ListenAddress {address}
 Port {port}
 HostKey /etc/ssh/ssh_host_ed25519_key
 # NixOS's default place for keys, so a non-root login user gets its own file
@@ -37,15 +37,18 @@ LISTENER_ALIVE = (
 FIRST_PORT = 10000  # the lowest port a target listens on, when below the ephemeral range
 
 
-def free_port() -> int:
-    """A port free on 127.0.0.1 now, below the kernel's ephemeral range when there is room: an ssh
+LOOPBACK = "127.0.0.1"  # a target's default address; any other of 127.0.0.0/8 works as well
+
+
+def free_port(address: str = LOOPBACK) -> int:
+    """A port free on `address` now, below the kernel's ephemeral range when there is room: an ssh
     client's connection, which takes its own end from that range, then never holds a target's port
     while the target reboots (its sshd binds the same port again)."""
     low = _ephemeral_low()
     for _ in range(50 if low > FIRST_PORT else 0):
-        if (port := _bound(FIRST_PORT + secrets.randbelow(low - FIRST_PORT))) is not None:
+        if (port := _bound(address, FIRST_PORT + secrets.randbelow(low - FIRST_PORT))) is not None:
             return port
-    port = _bound(0)
+    port = _bound(address, 0)
     assert port is not None
     return port
 
@@ -57,10 +60,10 @@ def _ephemeral_low() -> int:
         return 0
 
 
-def _bound(port: int) -> int | None:
+def _bound(address: str, port: int) -> int | None:
     with socket.socket() as s:
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind((address, port))
         except OSError:
             return None
         bound: int = s.getsockname()[1]
@@ -79,9 +82,9 @@ def keygen(path: Path) -> Path:
     return path
 
 
-def connects(port: int) -> bool:
+def connects(port: int, address: str = LOOPBACK) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        with socket.create_connection((address, port), timeout=0.5):
             return True
     except OSError:
         return False
