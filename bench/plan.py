@@ -8,6 +8,11 @@ Floor: one program registering N plain `pulumi_hcloud.Server` resources through 
 Both are measured in the same process and run, interleaved, so machine noise hits both; only the
 ratio ours/floor and the per-machine scaling are meaningful, never a bare time on its own.
 
+The diff (`fleet plan --against`): `diff_plans` of two recorded 1000-machine plan documents (the head
+resizes every tenth server, moves every fiftieth and adds ten machines) against making one such plan
+document (the Fleet, the recorded graph with its subjects, `plan_document` with the repository), best
+of three each, interleaved. Only the ratio diff/plan is meaningful.
+
     python bench/plan.py
 """
 
@@ -25,6 +30,9 @@ from typing import Any
 import pulumi_hcloud as hcloud
 
 from fleet_sdk.graph import deploy_fleet
+from fleet_sdk.graph.steps import collect_subjects
+from fleet_sdk.review.diff import diff_plans
+from fleet_sdk.review.plan import plan_document
 from fleet_sdk.spec import Fleet, HetznerHost, Machine
 from fleet_sdk.stack.settings import StackSettings
 from fleet_sdk.testing import recorded_graph
@@ -79,8 +87,11 @@ def _timed(run: Callable[[], int], expected: int) -> float:
     return elapsed
 
 
-def measure(sizes: tuple[int, ...] = SIZES) -> list[dict[str, Any]]:
-    """Per size: ms per machine for ours and the floor (best of REPEATS) and their ratio."""
+def measure(sizes: tuple[int, ...] = SIZES, what: str = "plan") -> Any:
+    """Per size: ms per machine for ours and the floor (best of REPEATS) and their ratio; with
+    what="diff", `measure_diff` of the first size instead."""
+    if what == "diff":
+        return measure_diff(sizes[0])
     with tempfile.TemporaryDirectory() as tmp:
         settings = StackSettings(repo=make_repo(Path(tmp)))
         # Warm-up: imports, pydantic/grpc lazy set-up and the first event loop are not per-plan costs.
@@ -102,6 +113,59 @@ def measure(sizes: tuple[int, ...] = SIZES) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def fleet_of(n: int, head: bool = False) -> Fleet:
+    """N Hetzner machines; the head resizes every tenth server, moves every fiftieth to another
+    location and adds ten machines."""
+
+    def host(i: int) -> HetznerHost:
+        server_type = "cx33" if head and i % 10 == 0 else "cx23"
+        return HetznerHost(server_type=server_type, location="nbg1" if head and i % 50 == 1 else "fsn1")
+
+    count = n + 10 if head else n
+    machines = tuple(Machine(name=f"m{i:04d}", tags=("nixos",), host=host(i)) for i in range(count))
+    return Fleet(name="bench", machines=machines)
+
+
+def plan_doc(n: int, settings: StackSettings, head: bool = False) -> dict[str, Any]:
+    """A plan document as `fleet plan` makes it (without the closure probe: no flake here)."""
+    fleet = fleet_of(n, head)
+    with collect_subjects() as subjects:
+        graph = recorded_graph(lambda: deploy_fleet(fleet, settings), preview=True, project="fleet", stack="bench")
+    return plan_document(fleet, graph, None, settings.repo, subjects)
+
+
+def measure_diff(n: int = 1000, repeats: int = 3) -> dict[str, Any]:
+    """Seconds to make one n-machine plan document and to diff two of them (best of `repeats`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = StackSettings(repo=make_repo(Path(tmp)))
+        plan_doc(5, settings)  # warm-up
+        base = plan_doc(n, settings)
+        head = plan_doc(n, settings, head=True)
+        best_plan = best_diff = float("inf")
+        for _ in range(repeats):
+            gc.collect()
+            start = time.perf_counter()
+            plan_doc(n, settings, head=True)
+            best_plan = min(best_plan, time.perf_counter() - start)
+            gc.collect()
+            start = time.perf_counter()
+            diff = diff_plans(base, head)
+            best_diff = min(best_diff, time.perf_counter() - start)
+    # ten machines of two resources each, every tenth server resized, every fiftieth moved
+    expected = {"create": 20, "update": n // 10, "replace": n // 50}
+    got = {op: diff["summary"][op] for op in expected}
+    if got != expected:  # a diff that saw something else would time something else
+        raise AssertionError(f"expected {expected}, got {got}")
+    return {"machines": n, "plan_s": best_plan, "diff_s": best_diff, "ratio": best_diff / best_plan, "summary": got}
+
+
+def format_diff(row: dict[str, Any]) -> str:
+    return (
+        f"diff of two {row['machines']}-machine plans: {row['diff_s']:.3f} s, one plan {row['plan_s']:.3f} s, "
+        f"diff/plan {row['ratio']:.3f}  ({row['summary']})"
+    )
 
 
 def linearity(rows: list[dict[str, Any]], small: int = 100, large: int = 1000, side: str = "ours") -> float:
@@ -130,6 +194,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def main() -> int:
     print(format_table(measure()))
+    print(format_diff(measure_diff()))
     return 0
 
 

@@ -34,3 +34,15 @@ def test_plan_time_against_bare_pulumi():
     if growth > MAX_EXTRA_GROWTH:
         missed.append(f"our per-machine time grows {growth:.2f}x the floor's from 100 to 1000 (> {MAX_EXTRA_GROWTH})")
     assert not missed, "\n".join([*missed, table])
+
+
+# `fleet plan --against` of two 1000-machine plans: at most a fifth of making one plan
+MAX_DIFF_RATIO = 0.2
+
+
+@pytest.mark.bench
+def test_diff_of_two_plans_against_making_one():
+    bench = load_bench("plan")
+    row = measure_isolated("plan", [1000], "diff")
+    print("\n" + bench.format_diff(row))
+    assert row["ratio"] <= MAX_DIFF_RATIO, bench.format_diff(row)

@@ -29,7 +29,13 @@ def test_plan_json_is_the_documented_stable_document(fleet_repo: Path) -> None:
     second = fleet_cli("plan", "--stack", "prod", "--json", "--repo", str(fleet_repo))
     assert first.stdout == second.stdout  # stable: no timestamps, sorted
     doc = json.loads(first.stdout)
-    assert set(doc) == {"project", "stack", "machines", "resources", "outputs"}
+    assert set(doc) == {"schema", "project", "stack", "machines", "resources", "outputs"}
+    assert doc["schema"] == "fleet-plan/2"
+    assert set(doc["machines"]["cinnabar"]) == {
+        *("class", "enabled", "tags", "target_host", "resources", "system", "install"),
+        *("disko", "generators", "zerotier"),
+    }
+    assert set(doc["machines"]["argentum"]) == set(doc["machines"]["cinnabar"]) - {"install"}
     assert (doc["project"], doc["stack"]) == ("fleet", "prod")
     assert doc["machines"]["scheelite"]["class"] == "nixos" and doc["machines"]["argentum"]["class"] == "darwin"
     assert doc["machines"]["cinnabar"]["tags"] == ["cloud", "controller", "hetzner", "nixos"]
@@ -40,7 +46,7 @@ def test_plan_json_is_the_documented_stable_document(fleet_repo: Path) -> None:
         for urn in machine["resources"]:
             assert by_urn[urn]["machine"] == name
     server = next(r for r in doc["resources"] if r["type"] == "hcloud:index/server:Server" and r["name"] == "cinnabar")
-    assert set(server) == {"urn", "type", "name", "parent", "machine", "dependencies", "inputs", "options"}
+    assert set(server) == {"urn", "type", "name", "parent", "machine", "subject", "dependencies", "inputs", "options"}
     assert server["options"]["protect"] is True and server["options"]["ignore_changes"] == [
         "sshKeys",
         "userData",

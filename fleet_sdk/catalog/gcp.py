@@ -147,3 +147,86 @@ def zone_exists(zone: str) -> bool:
 
 def region_of(zone: str) -> str:
     return zone.rpartition("-")[0]
+
+
+# What a change of a Compute Engine resource's inputs does, as terraform-provider-google's schema (which
+# pulumi-gcp bridges) decides it; property paths in Pulumi's wire names, `[*]` any list element. A
+# replacing property is ForceNew (metadataStartupScript is ForceNewIf, true for any change the stack
+# can make): the instance is deleted and created again, its boot disk with it. A block listed in
+# REPLACING_BLOCKS replaces when it appears or goes (ForceNew on the block: its element count), while
+# its other fields change in place. A rebooting property needs the instance stopped for the update
+# (allowStoppingForUpdate), as machineType does.
+INSTANCE_RESOURCE = "gcp:compute/instance:Instance"
+
+REPLACING: dict[str, tuple[str, ...]] = {
+    INSTANCE_RESOURCE: (
+        "name",
+        "zone",
+        "project",
+        "hostname",
+        "params",
+        "metadataStartupScript",
+        "bootDisk.deviceName",
+        "bootDisk.diskEncryptionKeyRaw",
+        "bootDisk.diskEncryptionKeyRsa",
+        "bootDisk.diskEncryptionServiceAccount",
+        "bootDisk.kmsKeySelfLink",
+        "bootDisk.guestOsFeatures",
+        "bootDisk.mode",
+        "bootDisk.source",
+        "bootDisk.forceAttach",
+        "bootDisk.initializeParams.image",
+        "bootDisk.initializeParams.type",
+        "bootDisk.initializeParams.snapshot",
+        "bootDisk.initializeParams.architecture",
+        "bootDisk.initializeParams.provisionedIops",
+        "bootDisk.initializeParams.provisionedThroughput",
+        "bootDisk.initializeParams.enableConfidentialCompute",
+        "bootDisk.initializeParams.storagePool",
+        "bootDisk.initializeParams.resourceManagerTags",
+        "bootDisk.initializeParams.resourcePolicies",
+        "bootDisk.initializeParams.replicaZones",
+        "bootDisk.initializeParams.sourceImageEncryptionKey",
+        "bootDisk.initializeParams.sourceSnapshotEncryptionKey",
+        "networkInterfaces[*].networkAttachment",
+        "networkInterfaces[*].nicType",
+        "networkInterfaces[*].queueCount",
+        "networkInterfaces[*].vlan",
+        "networkInterfaces[*].ipv6AccessConfigs[*].externalIpv6",
+        "networkInterfaces[*].ipv6AccessConfigs[*].externalIpv6PrefixLength",
+        "networkInterfaces[*].ipv6AccessConfigs[*].name",
+        "networkPerformanceConfig",
+        "guestAccelerators",
+        "scratchDisks",
+        "scheduling.preemptible",
+        "scheduling.provisioningModel",
+        "scheduling.terminationTime",
+        "scheduling.maxRunDuration",
+        "scheduling.onInstanceStopAction",
+        "scheduling.localSsdRecoveryTimeout",
+        "advancedMachineFeatures.enableUefiNetworking",
+        "confidentialInstanceConfig",
+        "reservationAffinity",
+        "instanceEncryptionKey",
+        "keyRevocationActionType",
+        "workloadIdentityConfig",
+    ),
+    "gcp:compute/firewall:Firewall": ("name", "direction", "project", "params"),
+}
+
+REPLACING_BLOCKS: dict[str, tuple[str, ...]] = {
+    INSTANCE_RESOURCE: ("bootDisk", "networkInterfaces[*]"),
+}
+
+REBOOTING: dict[str, tuple[str, ...]] = {
+    INSTANCE_RESOURCE: (
+        "machineType",
+        "minCpuPlatform",
+        "serviceAccount",
+        "enableDisplay",
+        "shieldedInstanceConfig",
+        "advancedMachineFeatures",
+        "networkInterfaces[*].network",
+        "networkInterfaces[*].subnetwork",
+    ),
+}

@@ -79,3 +79,20 @@ def server_type(name: str) -> ServerShape | None:
 def locations_of(name: str) -> tuple[str, ...]:
     row = SERVER_TYPES.get(name)
     return row[1] if row else ()
+
+
+# What a change of a Hetzner Cloud resource's inputs does, as terraform-provider-hcloud's schema (which
+# pulumi-hcloud bridges) decides it; property paths in Pulumi's wire names. A replacing property is
+# ForceNew: the resource is deleted and created again (a server's disk with it). A rebooting property
+# is changed in place with the machine powered off (`hcloud server change-type`).
+SERVER_RESOURCE = "hcloud:index/server:Server"
+
+REPLACING: dict[str, tuple[str, ...]] = {
+    SERVER_RESOURCE: ("image", "location", "datacenter", "userData", "sshKeys"),
+    "hcloud:index/sshKey:SshKey": ("publicKey",),
+    # hcloud:index/firewall:Firewall: name, labels and rules all change in place
+}
+
+REBOOTING: dict[str, tuple[str, ...]] = {
+    SERVER_RESOURCE: ("serverType",),
+}

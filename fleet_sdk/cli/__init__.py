@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from fleet_sdk.cli import disko as disko_cmd
+from fleet_sdk.cli import inventory as inventory_cmd
 from fleet_sdk.cli import machine as machine_cmd
 from fleet_sdk.cli import migrate as migrate_cmd
 from fleet_sdk.cli import plan as plan_cmd
@@ -33,6 +34,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     plan_cmd.register(sub, common)
     disko_cmd.register(sub, common)
+    inventory_cmd.register(sub, common)
     machine_cmd.register(sub, common)
     migrate_cmd.register(sub, common)
     vars_cmd.register(sub, common)

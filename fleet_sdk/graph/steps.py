@@ -7,10 +7,12 @@ Triggers are content hashes (reference/pulumi.md §4.3): a step re-runs when wha
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shlex
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pulumi
@@ -20,6 +22,31 @@ from fleet_sdk.spec import Generator
 from fleet_sdk.stack.settings import StackSettings
 
 DEPLOY_KEY_VAR = "deploy-key/id_ed25519.pub"
+
+
+# Collectors of the machine each shared step acts on (the plan document's `subject`), innermost
+# last. Nothing of it reaches Pulumi: no input changes, so no step re-runs on a stack.
+_SUBJECTS: list[dict[str, str]] = []
+
+
+@contextlib.contextmanager
+def collect_subjects() -> Iterator[dict[str, str]]:
+    """URN -> machine of every step registered with `acts_on` while the block runs (the program
+    under the mock runtime: the URNs resolve before the run ends)."""
+    found: dict[str, str] = {}
+    _SUBJECTS.append(found)
+    try:
+        yield found
+    finally:
+        _SUBJECTS.remove(found)
+
+
+def acts_on(resource: pulumi.Resource, machine: str) -> None:
+    """Record, at its registration, that shared step `resource` acts on `machine` (for `fleet plan`
+    under `collect_subjects`; a no-op otherwise)."""
+    if _SUBJECTS:
+        found = _SUBJECTS[-1]
+        resource.urn.apply(lambda urn: found.__setitem__(urn, machine))
 
 
 def content_hash(value: Any) -> str:

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 import pulumi
 from pulumi_command import local
 
-from fleet_sdk.graph.steps import content_hash, fleet_command, public_value, step_environment, with_target_host
+from fleet_sdk.graph.steps import (
+    acts_on,
+    content_hash,
+    fleet_command,
+    public_value,
+    step_environment,
+    with_target_host,
+)
 from fleet_sdk.spec import Fleet, ServiceInstance
 from fleet_sdk.stack.settings import StackSettings
 from fleet_sdk.zerotier import service
@@ -82,6 +89,8 @@ class ZeroTierNetwork(pulumi.ComponentResource):
                 add_previous_output_in_env=False,
                 opts=_step_options(child, [*controller_deps, *member_steps]),
             )
+            if mine is not None:  # the plan's `subject`: a machine of the fleet, not a member by id
+                acts_on(self.admissions[member], member)
         # The controller's configuration: every member authorised at once, re-run whenever the
         # member list changes (so a new member also lands in the controller's own state).
         self.controller_config = local.Command(
@@ -92,6 +101,7 @@ class ZeroTierNetwork(pulumi.ComponentResource):
             add_previous_output_in_env=False,
             opts=_step_options(child, [*controller_deps, *self.admissions.values()]),
         )
+        acts_on(self.controller_config, controller)
         self.register_outputs(self.outputs())
 
     def outputs(self) -> dict[str, Any]:

@@ -1,8 +1,11 @@
 """`fleet plan`: the stack program under the mock runtime, as one stable document.
 
-The document (DESIGN §5) has sorted keys and no timestamps, so two plans diff cleanly in review. Each
-machine's `system` is what the closure probe (fleet_sdk.deploy.probe) finds for the machines
-`fleet machine deploy` deploys: {drvPath, outPath}, or {unknown: reason}.
+The document (DESIGN §5, `"schema": "fleet-plan/2"`) has sorted keys and no timestamps, so two plans
+diff cleanly in review. Each machine's `system` is what the closure probe (fleet_sdk.deploy.probe)
+finds for the machines `fleet machine deploy` deploys: {drvPath, outPath}, or {unknown: reason}; its
+`disko`, `generators` and `zerotier` come from the spec and the repository (review.document). Each
+resource's `subject` is the machine a shared step acts on, as the graph registered it
+(graph.steps.acts_on), null for the others.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from fleet_sdk.deploy.probe import Probed, Unknown, probe_stack
 from fleet_sdk.disko import rendered
 from fleet_sdk.errors import DuplicateUrnError, SpecError
 from fleet_sdk.graph.offline import RecordedGraph, recorded_graph
+from fleet_sdk.graph.steps import collect_subjects
 from fleet_sdk.install.records import install_state
+from fleet_sdk.review.document import SCHEMA, machine_additions
 from fleet_sdk.spec import Fleet
 from fleet_sdk.stack.settings import StackSettings, load_stack
 from fleet_sdk.tools.runner import LOCAL, Runner
@@ -63,10 +68,17 @@ def machine_systems(fleet: Fleet, settings: StackSettings, runner: Runner = LOCA
 
 
 def plan_document(
-    fleet: Fleet, graph: RecordedGraph, systems: Mapping[str, Probed] | None = None, repo: Path | None = None
+    fleet: Fleet,
+    graph: RecordedGraph,
+    systems: Mapping[str, Probed] | None = None,
+    repo: Path | None = None,
+    subjects: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The plan as JSON data; with `repo`, each NixOS machine's `install` state (install.records)."""
+    """The plan as JSON data; with `repo`, each NixOS machine's `install` state (install.records)
+    and whether its generators are stored; `subjects`: URN -> machine of the shared steps
+    (graph.steps.collect_subjects)."""
     owner = machine_of(graph)
+    additions = machine_additions(fleet, repo)
     machines = {
         m.name: {
             "class": m.machine_class,
@@ -75,6 +87,7 @@ def plan_document(
             "target_host": str(m.target) if m.target else None,
             "resources": sorted(urn for urn, name in owner.items() if name == m.name),
         }
+        | additions[m.name]
         | ({"system": systems[m.name].to_json()} if systems is not None else {})
         | (
             {"install": install_state(repo, m.name, m.disks.render() if m.disks else None)}
@@ -90,6 +103,7 @@ def plan_document(
             "name": r.name,
             "parent": r.parent,
             "machine": owner[r.urn],
+            "subject": (subjects or {}).get(r.urn),
             "dependencies": list(r.dependencies),
             "inputs": r.inputs,
             "options": r.options,
@@ -97,6 +111,7 @@ def plan_document(
         for r in sorted(graph.resources, key=lambda r: r.urn)
     ]
     return {
+        "schema": SCHEMA,
         "project": graph.project,
         "stack": graph.stack,
         "machines": machines,
@@ -116,18 +131,19 @@ def make_plan(
     config, settings, fleet = load_stack(project_dir, stack, overrides or [], repo)
     if problems := rendered.machines_problems(settings.repo, fleet.machines):
         raise SpecError(problems)
-    graph = recorded_graph(
-        lambda: deploy_fleet(fleet, settings),
-        preview=True,
-        project=config.project,
-        stack=stack,
-        config=config.values,
-    )
+    with collect_subjects() as subjects:
+        graph = recorded_graph(
+            lambda: deploy_fleet(fleet, settings),
+            preview=True,
+            project=config.project,
+            stack=stack,
+            config=config.values,
+        )
     if graph.duplicate_urns:
         # the engine would refuse these; mocks accept them silently
         raise DuplicateUrnError(graph.duplicate_urns)
     warnings = [message for severity, message in graph.log if severity in ("warning", "error")]
-    document = plan_document(fleet, graph, machine_systems(fleet, settings, runner), settings.repo)
+    document = plan_document(fleet, graph, machine_systems(fleet, settings, runner), settings.repo, subjects)
     return Plan(fleet, document, warnings)
 
 
@@ -152,6 +168,7 @@ def render_text(plan: Plan) -> str:
             r = resources[urn]
             deps = ", ".join(_short(d) for d in r["dependencies"])
             flags = " [protect]" if r["options"].get("protect") else ""
+            flags += f" (acts on {r['subject']})" if r.get("subject") else ""
             lines.append(f"  + {r['type']:<34} {r['name']}{flags}" + (f"\n      after {deps}" if deps else ""))
 
     for m in plan.fleet.machines:
