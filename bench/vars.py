@@ -20,6 +20,22 @@ Own work: the generators' work alone, `fleet_sdk.vars.execute.run_generator` for
 generators (no store, encryption, locking or git), with the same number of jobs as ours; ours
 minus it is what our engine adds around the generators.
 
+Declared in the flake: the same generators (files, dependencies, share, validation), declared as
+clan's `clan.core.vars.generators` of each machine's configuration in a flake written by
+tests/vars_flake.py (no nixpkgs; every fourth machine a darwin one), their scripts the clan way's
+SCRIPTS (openssh-cert's with its machine and principals written in, so its finalScript is one per
+machine: 106 finalScripts for 100 machines). Ours: the flake's generators (`flake_generators`, from the
+evaluation cache when warm, one `nix eval` for all machines when cold), merged into a fleet of bare
+machines (`with_flake_generators`), then `generate`, as a fresh `fleet vars generate` process: every
+finalScript realised once (`nix-store --realise`), each generator's realised finalScript run in the
+sandbox (bubblewrap). Clan way: as above, but one bash process running the realised finalScript
+instead of SCRIPTS; its finalScripts are realised before (clan's evaluation builds them) and its
+evaluation is not counted when warm; when cold it is counted as one evaluation by ours (a lower bound
+of clan's). Own work: `run_generator` of each flake generator, its finalScript realised already.
+Unlike the built-ins (Python functions, run in-process), every flake generator is a sandboxed process
+with the tools it starts, on both sides, so the generators' own work bounds the ratio: clan way / own
+work is the most any engine running the same scripts in the same sandbox can reach.
+
 The ways run in the same process and run, interleaved; only the ratios are meaningful, never a bare
 time on its own.
 
@@ -44,22 +60,34 @@ from typing import Any
 from fleet_sdk import sops
 from fleet_sdk.sops.tree import KeyEntry, SopsTree, key_json_bytes
 from fleet_sdk.spec import Fleet, Generator, HetznerHost, Machine
+from fleet_sdk.testing import nix_env
+from fleet_sdk.tools import nix
+from fleet_sdk.tools.runner import LOCAL
+from fleet_sdk.vars import execute
 from fleet_sdk.vars import stock as builtins
+from fleet_sdk.vars.declared import with_flake_generators
 from fleet_sdk.vars.execute import run_generator
+from fleet_sdk.vars.flake import flake_generators
 from fleet_sdk.vars.generate import GenerateOptions, generate
 from fleet_sdk.vars.selection import Node, select
 from fleet_sdk.vars.store import GeneratorId, generator_id
 
+# The test flake's writer (tests/vars_flake.py): the repository's root on the path when run as a script.
+ROOT = str(Path(__file__).resolve().parent.parent)
+if ROOT not in sys.path:
+    sys.path.append(ROOT)
+
 N = 100
-# Best of 2 rounds, interleaved: one round of all three ways takes ~30 s on 2 cores, so the whole
-# benchmark takes 1 to 1.5 min; the minimum is the least noisy estimate on a shared machine.
+# Best of 2 rounds, interleaved: one round of all the ways takes ~80 s on 2 cores (~30 s the built-ins,
+# ~50 s the flake's), so the whole benchmark takes about 3 min; the minimum is the least noisy estimate
+# on a shared machine.
 ROUNDS = 2
 DOMAIN = "zt"
 ADMIN = "admin"
 # `generate`'s default number of jobs (fleet_sdk.vars.generate._run_all); own work runs as many.
 JOBS = min(8, (os.cpu_count() or 2) * 2)
 GIT_CONFIG = {"user.name": "bench", "user.email": "bench@example.invalid", "commit.gpgsign": "false"}
-TOOLS = ("age", "age-keygen", "ssh-keygen", "openssl", "git", "bash")
+TOOLS = ("age", "age-keygen", "ssh-keygen", "openssl", "git", "bash", "nix", "nix-store", "bwrap")
 # The clan way's temp folders (plaintexts, $in and $out) are in RAM, as ours are
 # (fleet_sdk.vars.execute): like for like, and neither way's time includes the other's deleted
 # files (on ext4 without a journal, creating a file scans every inode its block group freed in
@@ -217,6 +245,12 @@ class ClanWay:
         self.machine_key_seconds += time.perf_counter() - start
         return [secret_dir, member]
 
+    def script(self, machine: str, g: Generator, tmp: Path) -> None:
+        """The generator's work: one bash process (with the tools it starts)."""
+        principals = ",".join(f"{machine}.{d}" for d in sorted(g.validation["domains"])) if g.validation else ""
+        env = {**os.environ, "in": f"{tmp}/in", "out": f"{tmp}/out", "machine": machine, "principals": principals}
+        self._run(["bash", "-c", "set -euo pipefail\n" + SCRIPTS[g.name]], env=env, cwd=tmp)
+
     def generator(self, machine: str, gid: GeneratorId, g: Generator, declared: dict[str, Generator]) -> None:
         added: list[Path] = []
         deployed = any(f.secret and f.deploy for f in g.all_files)
@@ -238,9 +272,7 @@ class ClanWay:
                         target.chmod(0o600)
                     else:
                         shutil.copyfile(dep_dir / f.name / "value", target)
-            principals = ",".join(f"{machine}.{d}" for d in sorted(g.validation["domains"])) if g.validation else ""
-            env = {**os.environ, "in": str(in_dir), "out": str(out_dir), "machine": machine, "principals": principals}
-            self._run(["bash", "-c", "set -euo pipefail\n" + SCRIPTS[g.name]], env=env, cwd=tmp)
+            self.script(machine, g, Path(tmp))
             for f in g.all_files:
                 file_dir = final / f.name
                 file_dir.mkdir(parents=True)
@@ -268,6 +300,78 @@ def clan_way(repo: Path, fleet: Fleet, admin_public: str, key_file: Path) -> Cla
     return way
 
 
+# -- declared in the flake ------------------------------------------------------------------------
+
+
+def flake_specs(n: int) -> dict[str, Any]:
+    """The same generators as `make_fleet`'s, declared in the flake (clan.core.vars.generators of each
+    configuration) with SCRIPTS as their scripts; openssh-cert's gets its machine and principals
+    written in, as clan's sshd module does (so its finalScript differs per machine). Every fourth
+    machine is a darwin one."""
+    from tests.vars_flake import FileSpec, GeneratorSpec, MachineSpec
+
+    machines = {}
+    for name in make_names(n):
+        specs = []
+        for g in nixos_vars(name):
+            script = SCRIPTS[g.name]
+            if g.validation:
+                principals = ",".join(f"{name}.{d}" for d in sorted(g.validation["domains"]))
+                script = f"machine={name}\nprincipals={principals}\n{script}"
+            files = tuple(FileSpec(f.name, f.secret, f.deploy, f.needed_for, f.owner, f.group, f.mode) for f in g.files)
+            specs.append(GeneratorSpec(g.name, files, (), g.dependencies, g.share, g.validation, script))
+        darwin = int(name[1:]) % 4 == 3
+        machines[name] = MachineSpec("darwin" if darwin else "nixos", tuple(specs))
+    return machines
+
+
+def make_names(n: int) -> list[str]:
+    return [f"m{i:03d}" for i in range(n)]
+
+
+def flake_fleet(specs: dict[str, Any]) -> Fleet:
+    """The stack's side: the machines alone, every generator comes from the flake."""
+    return Fleet(
+        name="bench",
+        domain=DOMAIN,
+        machines=tuple(Machine(name=m, machine_class=s.machine_class) for m, s in specs.items()),
+    )
+
+
+def declared(fleet: Fleet, ref: str, cache_home: Path) -> Fleet:
+    """The fleet with the flake's generators, evaluated or from the cache in `cache_home`."""
+    classes = {m.name: m.machine_class for m in fleet.machines}
+    return with_flake_generators(fleet, flake_generators(LOCAL, ref, classes, cache_home=cache_home))
+
+
+def ours_flake(repo: Path, fleet: Fleet, ref: str, cache_home: Path, identity: str) -> int:
+    """What `fleet vars generate` does with the stack's flake, as a fresh process: the flake's
+    generators (from the cache when warm), then generate, realising each finalScript once."""
+    execute._realised.clear()  # a new process has realised nothing yet
+    return ours(repo, declared(fleet, ref, cache_home), identity)
+
+
+class FlakeClanWay(ClanWay):
+    """The clan way for generators declared in the flake: each one's realised finalScript run by bash
+    (clan's finalScripts are built by its evaluation; not timed here, as the evaluation itself)."""
+
+    def __init__(self, *args: Any, scripts: dict[str, str]) -> None:
+        super().__init__(*args)
+        self.scripts = scripts
+
+    def script(self, machine: str, g: Generator, tmp: Path) -> None:
+        (tmp / "prompts").mkdir()
+        env = {**os.environ, "in": f"{tmp}/in", "out": f"{tmp}/out", "prompts": f"{tmp}/prompts"}
+        assert g.final_script is not None
+        self._run(["bash", "-c", self.scripts[g.final_script]], env=env, cwd=tmp)
+
+
+def final_scripts(fleet: Fleet) -> dict[str, str]:
+    """Every finalScript derivation of the fleet -> its realised store path."""
+    drvs = {g.final_script for m in fleet.machines for g in fleet.generators_of(m) if g.final_script}
+    return {drv: nix.realise(LOCAL, drv) for drv in sorted(drvs)}
+
+
 # -- measuring ------------------------------------------------------------------------------------
 
 
@@ -281,12 +385,90 @@ def _timed(run: Callable[[], Any]) -> tuple[float, Any]:
 def check_tools() -> None:
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
-        raise RuntimeError(f"missing tools: {', '.join(missing)} (Debian packages age, openssh-client, openssl, git)")
+        raise RuntimeError(
+            f"missing tools: {', '.join(missing)} "
+            "(Debian packages age, openssh-client, openssl, git, nix-bin, bubblewrap)"
+        )
+
+
+def clan_commits(repo: Path) -> int:
+    argv = ["git", "-C", str(repo), "rev-list", "--count", "HEAD"]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return int(done.stdout.strip() or 0)
+
+
+class FlakeBench:
+    """The flake path, one round at a time: ours with a warm evaluation cache and with an empty one,
+    the clan way, and the evaluation alone (what the clan way adds when its cache is cold)."""
+
+    def __init__(self, root: Path, n: int, identity: str, public: str, key_file: Path) -> None:
+        from tests.vars_flake import write_vars_flake
+
+        self.root, self.identity, self.public, self.key_file = root, identity, public, key_file
+        specs = flake_specs(n)
+        self.ref = write_vars_flake(root / "flake", specs)
+        self.fleet = flake_fleet(specs)
+        self.warm_cache = root / "cache-warm"
+        merged = declared(self.fleet, self.ref, self.warm_cache)  # fills the warm cache
+        self.merged = merged
+        self.generators = len(select(merged, lambda _: False))
+        self.files = expected_files(merged)
+        self.scripts = final_scripts(merged)  # every finalScript realised, as after clan's evaluation
+        self.count = 0
+        self.best = dict.fromkeys(("ours", "cold", "clan", "eval", "own"), float("inf"))
+        self.processes = 0
+
+    def fresh(self, name: str) -> Path:
+        self.count += 1
+        return self.root / f"flake-{name}-{self.count}"
+
+    def ours(self, cache: Path) -> float:
+        repo = make_repo(self.fresh("ours"), self.public)
+        seconds, done = _timed(lambda: ours_flake(repo, self.fleet, self.ref, cache, self.identity))
+        if done != self.generators or stored_files(repo) != self.files:
+            raise AssertionError(f"ours (flake): {done} generators and {stored_files(repo)} files")
+        return seconds
+
+    def round(self) -> None:
+        self.best["ours"] = min(self.best["ours"], self.ours(self.warm_cache))
+        self.best["cold"] = min(self.best["cold"], self.ours(self.fresh("cache")))
+        repo = make_repo(self.fresh("clan"), self.public)
+        way = FlakeClanWay(repo, self.merged, self.public, self.key_file, scripts=self.scripts)
+        seconds, _ = _timed(way.run)
+        if clan_commits(repo) != self.generators or stored_files(repo) != self.files:
+            raise AssertionError(f"clan way (flake): {clan_commits(repo)} commits and {stored_files(repo)} files")
+        if seconds < self.best["clan"]:
+            self.best["clan"], self.processes = seconds, way.processes
+        cache = self.fresh("cache")
+        seconds, _ = _timed(lambda: declared(self.fleet, self.ref, cache))
+        self.best["eval"] = min(self.best["eval"], seconds)
+        seconds, done = _timed(lambda: own_work(self.merged))  # finalScripts realised by the runs before
+        if done != self.generators:
+            raise AssertionError(f"own work (flake): {done} generators run, not {self.generators}")
+        self.best["own"] = min(self.best["own"], seconds)
+
+    def result(self) -> dict[str, Any]:
+        b = self.best
+        return {
+            "flake_generators": self.generators,
+            "flake_files": self.files,
+            "flake_scripts": len(self.scripts),
+            "flake_ours_s": b["ours"],
+            "flake_ours_cold_s": b["cold"],
+            "flake_clan_s": b["clan"],
+            "flake_eval_s": b["eval"],
+            "flake_own_s": b["own"],
+            "flake_ceiling": b["clan"] / b["own"],
+            "flake_clan_processes": self.processes,
+            "flake_ratio": b["clan"] / b["ours"],
+            "flake_cold_ratio": (b["clan"] + b["eval"]) / b["cold"],
+        }
 
 
 def measure(n: int = N, rounds: int = ROUNDS) -> dict[str, Any]:
     """Seconds for n machines each way (best of `rounds`), the ratio clan way / ours and our overhead."""
     check_tools()
+    os.environ["NIX_CONFIG"] = nix_env()["NIX_CONFIG"]  # no substituters, no sandbox: the test machine's Nix
     fleet = make_fleet(n)
     generators = len(select(fleet, lambda _: False))
     files = expected_files(fleet)
@@ -307,6 +489,7 @@ def measure(n: int = N, rounds: int = ROUNDS) -> dict[str, Any]:
         ours(fresh("warm-ours"), warm, identity)
         own_work(warm)
         clan_way(fresh("warm-clan"), warm, public, key_file)
+        flake = FlakeBench(root, n, identity, public, key_file)
         best = {"ours": float("inf"), "own": float("inf"), "clan": float("inf")}
         machine_keys = 0.0
         processes = 0
@@ -327,13 +510,12 @@ def measure(n: int = N, rounds: int = ROUNDS) -> dict[str, Any]:
 
             repo = fresh("clan")
             seconds, way = _timed(lambda repo=repo: clan_way(repo, fleet, public, key_file))
-            commits = subprocess.run(
-                ["git", "-C", str(repo), "rev-list", "--count", "HEAD"], capture_output=True, text=True, check=True
-            ).stdout.strip()
-            if commits != str(generators) or stored_files(repo) != files:
+            commits = clan_commits(repo)
+            if commits != generators or stored_files(repo) != files:
                 raise AssertionError(f"clan way: {commits} commits and {stored_files(repo)} files")
             if seconds < best["clan"]:
                 best["clan"], machine_keys, processes = seconds, way.machine_key_seconds, way.processes
+            flake.round()
     overhead = best["ours"] - best["own"]
     return {
         "machines": n,
@@ -350,6 +532,7 @@ def measure(n: int = N, rounds: int = ROUNDS) -> dict[str, Any]:
         "ceiling": best["clan"] / best["own"],
         "overhead_s": overhead,
         "overhead_share": overhead / best["ours"],
+        **flake.result(),
     }
 
 
@@ -379,7 +562,28 @@ def format_result(r: dict[str, Any]) -> str:
         f"  our overhead beyond the generators' own work: {ms(r['overhead_s']):.2f} ms/generator "
         f"({r['overhead_share']:.0%} of ours)"
     )
-    return "\n".join(lines)
+    return "\n".join(lines + format_flake(r))
+
+
+def format_flake(r: dict[str, Any]) -> list[str]:
+    g = r["flake_generators"]
+    rows = [
+        ("ours: flake generators, warm evaluation cache", r["flake_ours_s"], f"{r['flake_ratio']:.1f}x"),
+        ("ours: flake generators, first evaluation", r["flake_ours_cold_s"], f"{r['flake_cold_ratio']:.1f}x"),
+        (f"clan way: {r['flake_clan_processes']} processes, sequential", r["flake_clan_s"], "1.0x"),
+        ("the evaluation alone (the clan way's, cold)", r["flake_eval_s"], ""),
+        (f"generators' own work: run_generator only ({r['jobs']} jobs)", r["flake_own_s"], ""),
+    ]
+    lines = [
+        f"declared in the flake: the same {g} generators, {r['flake_files']} files, "
+        f"{r['flake_scripts']} finalScripts (best of {r['rounds']}, same run)",
+        f"  {'way':<58} {'total s':>8} {'ms/generator':>13} {'speed-up':>9}",
+    ]
+    lines += [f"  {way:<58} {s:>8.2f} {s * 1000 / g:>13.2f} {x:>9}" for way, s, x in rows]
+    lines.append(f"  ratio clan way / ours, warm evaluation cache: {r['flake_ratio']:.1f}x")
+    lines.append(f"  ratio clan way / ours, first evaluation (both evaluate once): {r['flake_cold_ratio']:.1f}x")
+    lines.append(f"  ratio clan way / generators' own work (ours with zero overhead): {r['flake_ceiling']:.1f}x")
+    return lines
 
 
 def main() -> int:

@@ -29,11 +29,11 @@ def test_plan_json_is_the_documented_stable_document(fleet_repo: Path) -> None:
     second = fleet_cli("plan", "--stack", "prod", "--json", "--repo", str(fleet_repo))
     assert first.stdout == second.stdout  # stable: no timestamps, sorted
     doc = json.loads(first.stdout)
-    assert set(doc) == {"schema", "project", "stack", "machines", "resources", "outputs"}
+    assert set(doc) == {"schema", "project", "stack", "machines", "resources", "outputs", "cost"}
     assert doc["schema"] == "fleet-plan/2"
     assert set(doc["machines"]["cinnabar"]) == {
         *("class", "enabled", "tags", "target_host", "resources", "system", "install"),
-        *("disko", "generators", "zerotier"),
+        *("disko", "generators", "zerotier", "cost"),
     }
     assert set(doc["machines"]["argentum"]) == set(doc["machines"]["cinnabar"]) - {"install"}
     assert (doc["project"], doc["stack"]) == ("fleet", "prod")

@@ -448,7 +448,8 @@ def test_outputs_and_document_digests() -> None:
     assert diff["outputs"] == {"added": ["new"], "removed": ["gone"], "changed": ["b.c"]}
     assert diff["base"]["ref"] == "abc" and diff["base"]["digest"].startswith("sha256:") and diff["head"]["ref"] is None
     assert diff["base"]["digest"] != diff["head"]["digest"]
-    assert set(diff) == {"schema", "project", "stack", "base", "head", "summary", "machines", "shared", "outputs"}
+    keys = {"schema", "project", "stack", "base", "head", "summary", "machines", "shared", "outputs", "cost"}
+    assert set(diff) == keys
 
 
 def test_property_paths_as_pulumi_writes_and_matches_them() -> None:

@@ -54,10 +54,10 @@ def resource(doc: dict[str, Any], name: str) -> dict[str, Any]:
 
 def test_the_document_names_its_schema_and_keeps_every_earlier_key(doc: dict[str, Any]) -> None:
     assert doc["schema"] == "fleet-plan/2"
-    assert set(doc) == {"schema", "project", "stack", "machines", "resources", "outputs"}
+    assert set(doc) == {"schema", "project", "stack", "machines", "resources", "outputs", "cost"}
     assert set(doc["machines"]["cinnabar"]) == {
         *("class", "enabled", "tags", "target_host", "resources", "system", "install"),
-        *("disko", "generators", "zerotier"),
+        *("disko", "generators", "zerotier", "cost"),
     }
     assert "install" not in doc["machines"]["argentum"]  # darwin: no install, as before
     assert all(set(r) >= {"urn", "machine", "inputs", "options", "subject"} for r in doc["resources"])

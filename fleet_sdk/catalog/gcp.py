@@ -24,6 +24,9 @@ class Family:
 
 _STD = {"standard": 3.75, "highmem": 6.5, "highcpu": 0.9}
 _NEW = {"standard": 4.0, "highmem": 8.0, "highcpu": 1.0}
+_DUO = {"standard": 4.0, "highmem": 8.0, "highcpu": 2.0}  # highcpu with 2 GB a vCPU (C2D, C3, C4A)
+# types whose memory is not their vCPUs times their kind's GB per vCPU
+_MEMORY_GB = {"n2-highmem-128": 864.0}
 
 FAMILIES: dict[str, Family] = {
     f.name: f
@@ -48,25 +51,33 @@ FAMILIES: dict[str, Family] = {
         Family(
             "n2",
             "x86_64",
-            {k: (2, 4, 8, 16, 32, 48, 64, 80, 96, 128) for k in ("standard", "highmem", "highcpu")},
+            {
+                "standard": (2, 4, 8, 16, 32, 48, 64, 80, 96, 128),
+                "highmem": (2, 4, 8, 16, 32, 48, 64, 80, 96, 128),
+                "highcpu": (2, 4, 8, 16, 32, 48, 64, 80, 96),
+            },
             _NEW,
         ),
         Family(
             "n2d",
             "x86_64",
-            {k: (2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224) for k in ("standard", "highmem", "highcpu")},
+            {
+                "standard": (2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224),
+                "highmem": (2, 4, 8, 16, 32, 48, 64, 80, 96),
+                "highcpu": (2, 4, 8, 16, 32, 48, 64, 80, 96, 128, 224),
+            },
             _NEW,
         ),
         Family("c2", "x86_64", {"standard": (4, 8, 16, 30, 60)}, _NEW),
-        Family("c2d", "x86_64", {k: (2, 4, 8, 16, 32, 56, 112) for k in ("standard", "highmem", "highcpu")}, _NEW),
-        Family("c3", "x86_64", {k: (4, 8, 22, 44, 88, 176) for k in ("standard", "highmem", "highcpu")}, _NEW),
+        Family("c2d", "x86_64", {k: (2, 4, 8, 16, 32, 56, 112) for k in ("standard", "highmem", "highcpu")}, _DUO),
+        Family("c3", "x86_64", {k: (4, 8, 22, 44, 88, 176) for k in ("standard", "highmem", "highcpu")}, _DUO),
         Family("t2d", "x86_64", {"standard": (1, 2, 4, 8, 16, 32, 48, 60)}, _NEW),
         Family("t2a", "aarch64", {"standard": (1, 2, 4, 8, 16, 32, 48)}, _NEW),
         Family(
             "c4a",
             "aarch64",
             {k: (1, 2, 4, 8, 16, 32, 48, 64, 72) for k in ("standard", "highmem", "highcpu")},
-            _NEW,
+            _DUO,
         ),
         # GPUs come built into these types; none can be added
         Family("g2", "x86_64", {"standard": (4, 8, 12, 16, 24, 32, 48, 96)}, _NEW),
@@ -136,7 +147,7 @@ def machine_type(name: str) -> tuple[ServerShape, Family | None] | None:
     kind, vcpus = m.group(2), int(m.group(3))
     if family is None or vcpus not in family.kinds.get(kind, ()):
         return None
-    memory = round(vcpus * family.memory_per_vcpu[kind], 1)
+    memory = _MEMORY_GB.get(name, round(vcpus * family.memory_per_vcpu[kind], 2))
     return ServerShape(name, family.architecture, "uefi", vcpus, memory, None), family
 
 

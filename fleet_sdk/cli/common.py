@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from fleet_sdk.errors import ConfigError
@@ -24,16 +25,26 @@ def stack_name(args: argparse.Namespace, project: Path) -> str:
 
 
 def load(args: argparse.Namespace, overrides: list[str] | None = None) -> tuple[Fleet, StackSettings]:
-    """The stack's Fleet as `pulumi up` would build it (config file plus -c overrides)."""
+    """The stack's Fleet as `pulumi up` would build it (config file plus -c overrides), with the
+    generators its flake declares (fleet_sdk.vars.declared; `args.flake_mode` when the command has
+    --from-flake/--no-flake, which then also says on a terminal why the flake's are left out)."""
+    from fleet_sdk.tools.runner import LOCAL
+    from fleet_sdk.vars.declared import declared_fleet
+
     project = project_dir(args)
     repo = Path(args.repo) if args.repo else None
-    _, settings, fleet = load_stack(project, stack_name(args, project), overrides or [], repo)
+    stack = stack_name(args, project)
+    _, settings, fleet = load_stack(project, stack, overrides or [], repo)
     if settings.repo.exists() and not settings.repo.is_dir():
         # else every var would look missing, and a generate would fail half-way
         raise ConfigError(
             f"{settings.repo}: the fleet repository is not a folder; pass --repo DIR or correct fleet:repo"
         )
-    return fleet, settings
+    mode = getattr(args, "flake_mode", None)
+    declared = declared_fleet(LOCAL, fleet, settings, mode or "auto", program=f"stacks/{stack}.py")
+    if declared.note and mode == "auto" and sys.stderr.isatty():  # for a human, as the progress bar
+        print(f"note: {declared.note}", file=sys.stderr)
+    return declared.fleet, settings
 
 
 def repository(args: argparse.Namespace) -> Path:

@@ -31,14 +31,17 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
         "--prompts-file", type=Path, metavar="FILE", help='prompt values as {"<generator>": {"<prompt>": "value"}}'
     )
     gen.add_argument("--json", action="store_true", help="print the public values of the machines as JSON")
+    add_flake_flags(gen)
     gen.set_defaults(run=run_generate)
 
     chk = vs.add_parser("check", parents=[parent], help="report missing, outdated or wrongly encrypted vars")
     chk.add_argument("machines", nargs="*", metavar="MACHINE")
+    add_flake_flags(chk)
     chk.set_defaults(run=run_check)
 
     lst = vs.add_parser("list", parents=[parent], help="the vars of a machine (secrets masked)")
     lst.add_argument("machine")
+    add_flake_flags(lst)
     lst.set_defaults(run=run_list)
 
     get = vs.add_parser("get", parents=[parent], help="print one var (secrets decrypted with your key)")
@@ -68,6 +71,28 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
         help="re-encrypt to machine keys that changed under their secrets (shown first; refused without this)",
     )
     fix.set_defaults(run=run_fix)
+
+
+def add_flake_flags(parser: argparse.ArgumentParser) -> None:
+    """--from-flake / --no-flake: whether the generators of the stack's flake are evaluated (default:
+    when the flake is on this machine and fleet:closureProbe is on; fleet_sdk.vars.declared)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--from-flake",
+        action="store_const",
+        const="flake",
+        dest="flake_mode",
+        help="evaluate the generators the flake's machines declare (clan.core.vars.generators); "
+        "an error when the flake is not there",
+    )
+    group.add_argument(
+        "--no-flake",
+        action="store_const",
+        const="python",
+        dest="flake_mode",
+        help="only the generators the stack declares in Python",
+    )
+    parser.set_defaults(flake_mode="auto")
 
 
 def _progress(done: int, total: int, gid: Any) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -88,17 +89,22 @@ def _in_work_tree(directory: Path) -> bool:
     return any((p / ".git").exists() for p in (directory, *directory.parents))
 
 
-def fingerprint(runner: Runner, source: FlakeSource, cache_home: Path | None = None) -> Fingerprint | str:
-    """The fingerprint of `source` (module doc), or why it cannot be taken (git missing or failing)."""
-    digest = hashlib.sha256(VERSION + source.ref.encode() + b"\0")
+def fingerprint(
+    runner: Runner, source: FlakeSource, cache_home: Path | None = None, skip: Sequence[str] = ()
+) -> Fingerprint | str:
+    """The fingerprint of `source` (module doc), or why it cannot be taken (git missing or failing).
+    `skip`: folders of the flake (relative to its directory) left out, for a cache whose result
+    cannot depend on them (the vars generators' declarations do not read vars/ or sops/)."""
+    digest = hashlib.sha256(VERSION + source.ref.encode() + b"\0" + "\0".join(skip).encode())
     lock = source.directory / "flake.lock"
     digest.update(b"flake.lock\0" + _content(lock) + b"\0")
     if source.kind == "path":
-        _hash_folder(digest, _path_root(source))
+        root = _path_root(source)
+        _hash_folder(digest, root, tuple(str((source.directory / f).relative_to(root)) for f in skip))
         cache = cache_home or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         return Fingerprint(digest.hexdigest()[:32], cache / "fleet" / "closures")
     try:
-        common_dir = _hash_work_tree(runner, digest, source.directory)
+        common_dir = _hash_work_tree(runner, digest, source.directory, skip)
     except CommandError as e:
         if e.returncode == 127:
             return f"git is not installed, which Nix needs to read the flake's work tree {source.directory}"
@@ -112,9 +118,9 @@ def _path_root(source: FlakeSource) -> Path:
     return Path(location)
 
 
-def _hash_work_tree(runner: Runner, digest: hashlib._Hash, directory: Path) -> Path:
-    """Adds HEAD, the index and the changed tracked files of the work tree holding `directory`;
-    returns its git common dir (shared by its worktrees)."""
+def _hash_work_tree(runner: Runner, digest: hashlib._Hash, directory: Path, skip: Sequence[str] = ()) -> Path:
+    """Adds HEAD, the index and the changed tracked files of the work tree holding `directory`
+    (but those in its folders `skip`); returns its git common dir (shared by its worktrees)."""
     done = runner.run(
         ["git", "-C", directory, "rev-parse", "--show-toplevel", "--path-format=absolute", "--git-common-dir",
          "--revs-only", "HEAD"],
@@ -124,6 +130,9 @@ def _hash_work_tree(runner: Runner, digest: hashlib._Hash, directory: Path) -> P
     head = lines[2] if len(lines) > 2 else "unborn"
     digest.update(f"HEAD {head}\0".encode())
     listing = runner.run(["git", "-C", top, "ls-files", "-z", "--stage", "-t", "--modified", "--deleted"]).stdout
+    if skip:
+        prefixes = tuple(os.fsencode(f"{os.path.relpath(directory / f, top)}/") for f in skip)
+        listing = b"\0".join(e for e in listing.split(b"\0") if not e.partition(b"\t")[2].startswith(prefixes))
     digest.update(listing)
     for entry in listing.split(b"\0"):
         tag, _, rest = entry.partition(b" ")
@@ -148,12 +157,13 @@ def _content(path: Path) -> bytes:
     return executable + hashlib.sha256(path.read_bytes()).digest()
 
 
-def _hash_folder(digest: hashlib._Hash, root: Path) -> None:
-    """Adds every path under `root` (sorted, links not followed) and the newest modification time."""
+def _hash_folder(digest: hashlib._Hash, root: Path, skip: Sequence[str] = ()) -> None:
+    """Adds every path under `root` (sorted, links not followed; not the folders `skip`, relative to
+    `root`) and the newest modification time."""
     newest = int(root.lstat().st_mtime)
     for folder, dirs, files in os.walk(root):
-        dirs.sort()
         here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if str((here / d).relative_to(root)) not in skip)
         for name in sorted([*dirs, *files]):
             path = here / name
             newest = max(newest, int(path.lstat().st_mtime))

@@ -151,7 +151,7 @@ class FleetComponent(pulumi.ComponentResource):
     resources use Pulumi's default provider (hcloud:token, GOOGLE_CREDENTIALS, cloudflare:apiToken)."""
 
     def __init__(self, name: str, args: FleetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        fleet, settings = args.fleet, args.settings
+        fleet, settings = _declared(args.fleet, args.settings), args.settings  # the flake's generators too
         # Check everything that can be known before registering anything.
         self.notes: list[str] = []
         settings.check(fleet)
@@ -214,6 +214,19 @@ class FleetComponent(pulumi.ComponentResource):
     def machine_outputs(self) -> dict[str, dict[str, Any]]:
         """Public addresses of every machine with cloud resources, deploy results of every deployed one."""
         return {name: c.outputs() for name, c in self.machines.items() if c.machine.cloud or c.deploy is not None}
+
+
+def _declared(fleet: Fleet, settings: StackSettings) -> Fleet:
+    """The fleet with the generators its flake declares (fleet_sdk.vars.declared), as `fleet vars
+    generate` run by the vars steps sees it; evaluated once per program run (a fleet `fleet plan`
+    merged is not merged again), from the cache of an unchanged flake."""
+    from fleet_sdk.tools.runner import LOCAL
+    from fleet_sdk.vars.declared import declared_fleet
+
+    declared = declared_fleet(LOCAL, fleet, settings)
+    if declared.note:
+        pulumi.log.info(declared.note)
+    return declared.fleet
 
 
 def _clouds(

@@ -81,8 +81,9 @@ def vars_step(
     machine: str, generators: list[Generator], settings: StackSettings, opts: pulumi.ResourceOptions
 ) -> local.Command:
     """`fleet vars generate <m> --json`: generates what is missing and prints the machine's public
-    values; re-runs when the machine's generator declarations (`fleet.generators_of`) change.
-    `opts`: the machine component's child options."""
+    values; re-runs when the machine's generator declarations (`fleet.generators_of` of the fleet
+    with its flake's generators, vars.declared) change: a flake generator's finalScript derivation is
+    part of its definition. `opts`: the machine component's child options."""
     declarations = [g.definition() | {"name": g.name} for g in generators]
     return local.Command(
         f"{machine}-vars",

@@ -15,7 +15,8 @@
 
 Per machine, fleet_sdk.review.danger adds the status and danger flags. The result is the `--json`
 document: `{"schema": "fleet-plan-diff/1", "project", "stack", "base", "head", "summary",
-"machines", "shared", "outputs"}`.
+"machines", "shared", "outputs", "cost"}`; review.cost adds the monthly cost change, in total and
+per machine (`cost`: {"old", "new", "delta"}, amounts per currency, or null).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleet_sdk.catalog import gcp, hetzner
-from fleet_sdk.review import danger
+from fleet_sdk.review import cost, danger
 from fleet_sdk.review.paths import Path, any_contains, contains, format_path, parse_path
 
 SCHEMA = "fleet-plan-diff/1"
@@ -279,6 +280,8 @@ def diff_plans(
     summary = dict.fromkeys(OPS, 0)
     for c in changes:
         summary[c.op] += 1
+    entries = danger.machine_entries(old, new, changes)
+    cost.annotate(entries, old, new)  # each machine's monthly cost change
     return {
         "schema": SCHEMA,
         "project": new.get("project", old.get("project")),
@@ -286,7 +289,8 @@ def diff_plans(
         "base": {"ref": None, "digest": digest(old)} | (base or {}),
         "head": {"ref": None, "digest": digest(new)} | (head or {}),
         "summary": summary,
-        "machines": danger.machine_entries(old, new, changes),
+        "machines": entries,
         "shared": [c.to_json() for c in changes if c.owner is None and c.op != "same"],
         "outputs": output_changes(old, new),
+        "cost": cost.cost_delta(old, new),
     }

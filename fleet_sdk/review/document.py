@@ -1,6 +1,7 @@
 """The parts of a machine's entry in the plan document (`fleet-plan/2`) that come from the spec and
 the fleet repository rather than from the recorded graph: its disk layout and the partition tables
-disko will create, its generators and whether the repository holds them, its ZeroTier roles.
+disko will create, its generators (where each is declared) and whether the repository holds them,
+its ZeroTier roles.
 
 Nothing here decrypts a secret or runs a program: `stored` is clan's `exists` (every declared file
 present and the validation hash current), read from the file tree.
@@ -55,13 +56,15 @@ def disko(machine: Machine) -> dict[str, Any]:
 
 
 def generators(fleet: Fleet, machine: Machine, store: VarsStore | None) -> list[dict[str, Any]]:
-    """`[{"name", "share", "stored"}]` of `fleet.generators_of(machine)`, by name; `stored` is null
-    without a repository."""
+    """`[{"name", "share", "stored", "declared"}]` of `fleet.generators_of(machine)`, by name; `stored`
+    is null without a repository; `declared` says where: "python" (the stack), "stock" (a built-in of
+    fleet_sdk) or "flake" (clan.core.vars.generators of the machine's configuration, vars.declared)."""
     return [
         {
             "name": g.name,
             "share": g.share,
             "stored": store.complete(generator_id(g, machine.name), g) if store is not None else None,
+            "declared": g.origin,
         }
         for g in fleet.generators_of(machine)
     ]

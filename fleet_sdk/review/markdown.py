@@ -8,6 +8,7 @@ The layout (preview.md §6.3), top to bottom:
     |machine|cloud|disk|secrets|system|zerotier|        one row per machine that changes
     N machines unchanged: …
     `+N create · ~N update · +-N replace · -N delete · N same` (offline estimate | Pulumi preview)
+    monthly cost: +€X.XX (€A → €B)                   per currency, at the catalog's list prices
     <details> per machine, shared, outputs; <details> graph
 
 Over `budget` characters, parts go in this order (TRIMS): the list of unchanged machines (their count
@@ -23,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fleet_sdk.review.cost import markdown_line as cost_line
 from fleet_sdk.review.markdown_details import changes_table, details, machine_details, outputs_section
 from fleet_sdk.review.markdown_text import (
     ABSENT,
@@ -91,6 +93,7 @@ def _render(diff: Mapping[str, Any], mermaid: str | None, trim: Trim, budget: in
         listed = "" if trim.unchanged else ": " + names(unchanged)
         blocks.append(f"{len(unchanged)} {plural(len(unchanged), 'machine')} unchanged{listed}.")
     blocks.append(_summary(diff))
+    blocks.append(cost_line(diff))  # monthly cost: +€X.XX (€A → €B)
     if trim != TRIMS[0]:
         blocks.append(_cut_note(trim, budget))
     if not trim.details:

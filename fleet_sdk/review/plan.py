@@ -3,9 +3,11 @@
 The document (DESIGN §5, `"schema": "fleet-plan/2"`) has sorted keys and no timestamps, so two plans
 diff cleanly in review. Each machine's `system` is what the closure probe (fleet_sdk.deploy.probe)
 finds for the machines `fleet machine deploy` deploys: {drvPath, outPath}, or {unknown: reason}; its
-`disko`, `generators` and `zerotier` come from the spec and the repository (review.document). Each
+`disko`, `generators` and `zerotier` come from the spec, the flake (generators it declares,
+vars.declared) and the repository (review.document). Each
 resource's `subject` is the machine a shared step acts on, as the graph registered it
-(graph.steps.acts_on), null for the others.
+(graph.steps.acts_on), null for the others. Each machine's `cost` and the document's `cost` are its
+monthly cost at the catalog's list prices (review.cost).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from fleet_sdk.errors import DuplicateUrnError, SpecError
 from fleet_sdk.graph.offline import RecordedGraph, recorded_graph
 from fleet_sdk.graph.steps import collect_subjects
 from fleet_sdk.install.records import install_state
+from fleet_sdk.review import cost as costs
 from fleet_sdk.review.document import SCHEMA, machine_additions
 from fleet_sdk.spec import Fleet
 from fleet_sdk.stack.settings import StackSettings, load_stack
 from fleet_sdk.tools.runner import LOCAL, Runner
+from fleet_sdk.vars.declared import declared_fleet
 
 MACHINE_TYPE = "fleet:index:Machine"
 
@@ -73,12 +77,14 @@ def plan_document(
     systems: Mapping[str, Probed] | None = None,
     repo: Path | None = None,
     subjects: Mapping[str, str] | None = None,
+    cost: costs.FleetCost | None = None,
 ) -> dict[str, Any]:
     """The plan as JSON data; with `repo`, each NixOS machine's `install` state (install.records)
     and whether its generators are stored; `subjects`: URN -> machine of the shared steps
-    (graph.steps.collect_subjects)."""
+    (graph.steps.collect_subjects); `cost`: review.cost.fleet_cost of the fleet (priced here if not)."""
     owner = machine_of(graph)
     additions = machine_additions(fleet, repo)
+    cost = cost or costs.fleet_cost(fleet)
     machines = {
         m.name: {
             "class": m.machine_class,
@@ -86,6 +92,7 @@ def plan_document(
             "tags": sorted(set(m.tags)),
             "target_host": str(m.target) if m.target else None,
             "resources": sorted(urn for urn, name in owner.items() if name == m.name),
+            "cost": cost.machines[m.name],
         }
         | additions[m.name]
         | ({"system": systems[m.name].to_json()} if systems is not None else {})
@@ -117,6 +124,7 @@ def plan_document(
         "machines": machines,
         "resources": resources,
         "outputs": graph.outputs,
+        "cost": cost.document(),
     }
 
 
@@ -131,6 +139,9 @@ def make_plan(
     config, settings, fleet = load_stack(project_dir, stack, overrides or [], repo)
     if problems := rendered.machines_problems(settings.repo, fleet.machines):
         raise SpecError(problems)
+    cost = costs.fleet_cost(fleet)  # refuses a host without a list price
+    # the generators the flake declares too, evaluated once: the graph takes this fleet as merged
+    fleet = declared_fleet(runner, fleet, settings, program=f"stacks/{stack}.py").fleet
     with collect_subjects() as subjects:
         graph = recorded_graph(
             lambda: deploy_fleet(fleet, settings),
@@ -143,8 +154,22 @@ def make_plan(
         # the engine would refuse these; mocks accept them silently
         raise DuplicateUrnError(graph.duplicate_urns)
     warnings = [message for severity, message in graph.log if severity in ("warning", "error")]
-    document = plan_document(fleet, graph, machine_systems(fleet, settings, runner), settings.repo, subjects)
+    document = plan_document(fleet, graph, machine_systems(fleet, settings, runner), settings.repo, subjects, cost)
     return Plan(fleet, document, warnings)
+
+
+_DECLARED = {"flake": "in the flake", "python": "in Python", "stock": "built in (fleet_sdk)"}
+
+
+def _generator_lines(generators: list[dict[str, Any]]) -> list[str]:
+    """A machine's generators, a line per place they are declared in, and those not generated yet."""
+    lines = []
+    for declared, where in _DECLARED.items():
+        if names := [g["name"] + (" (shared)" if g["share"] else "") for g in generators if g["declared"] == declared]:
+            lines.append(f"  generators {where}: {', '.join(names)}")
+    if missing := [g["name"] for g in generators if g["stored"] is False]:
+        lines.append(f"  generators not generated yet: {', '.join(missing)}")
+    return lines
 
 
 def _short(urn: str) -> str:
@@ -184,11 +209,16 @@ def render_text(plan: Plan) -> str:
             lines.append(
                 f"  system unknown: {system['unknown']}" if "unknown" in system else f"  system {system['outPath']}"
             )
+        lines += _generator_lines(entry.get("generators") or [])
+        if cost := costs.machine_line(entry.get("cost")):
+            lines.append("  " + cost)
         block(entry["resources"])
     shared = [r["urn"] for r in doc["resources"] if r["machine"] is None]
     if shared:
         lines += ["", "shared"]
         block(shared)
+    if total := costs.total_line(doc.get("cost")):
+        lines += ["", total]
     if doc["outputs"]:
         lines += ["", "outputs"]
         for key, value in sorted(doc["outputs"].items()):

@@ -69,6 +69,12 @@ class Generator(BaseModel):
     script: str | None = None
     runtime_inputs: tuple[str, ...] = ()  # programs the script needs, looked up on the host's PATH
     python: PythonGenerator | None = Field(default=None, exclude=True)
+    # Declared in the flake (clan.core.vars.generators): the .drv of its `finalScript`, realised and
+    # run in place of `script`, and its `validationHash` as Nix computed it (its `validation` value
+    # is not evaluated). `origin` says where it was declared, for messages and `fleet plan`.
+    final_script: str | None = None
+    nix_validation_hash: str | None = None
+    origin: str = "python"
 
     @model_validator(mode="after")
     def _check(self) -> Generator:
@@ -86,7 +92,10 @@ class Generator(BaseModel):
 
     @property
     def validation_hash(self) -> str | None:
-        """sha256 of Nix's builtins.toJSON of `validation` (clan.md §1.4); None without validation."""
+        """sha256 of Nix's builtins.toJSON of `validation` (clan.md §1.4); None without validation.
+        A flake generator's is the one Nix computed."""
+        if self.final_script is not None:
+            return self.nix_validation_hash
         if self.validation is None:
             return None
         text = json.dumps(self.validation, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -103,6 +112,7 @@ class Generator(BaseModel):
             "validation": self.validation_hash,
             "share": self.share,
             "script": self.script,
+            "final_script": self.final_script,
             "runtime_inputs": list(self.runtime_inputs),
             "python": f"{self.python.__module__}.{self.python.__qualname__}" if self.python else None,
         }
@@ -112,8 +122,12 @@ def _generator_problems(g: Generator) -> list[str]:
     problems = []
     if not NAME.match(g.name):
         problems.append(f"name: {NAME_RULE}")
-    if (g.script is None) == (g.python is None):
-        problems.append("give exactly one of script (bash) or python (a function)")
+    if sum(x is not None for x in (g.script, g.python, g.final_script)) != 1:
+        problems.append("give exactly one of script (bash), python (a function) or final_script (a flake's .drv)")
+    if g.final_script is not None and not re.fullmatch(r"/nix/store/[0-9a-z]{32}-[^/]+\.drv", g.final_script):
+        problems.append(f"final_script: {g.final_script!r} is not a store derivation (/nix/store/…drv)")
+    if g.nix_validation_hash is not None and not re.fullmatch(r"[0-9a-f]{64}", g.nix_validation_hash):
+        problems.append("nix_validation_hash: not a lower-case hex sha256")
     if not g.all_files:
         problems.append("files: declare at least one file the generator writes")
     names = [f.name for f in g.files]

@@ -169,6 +169,51 @@ def eval_flake_outputs(runner: Runner, flake: str, apply: str, *, timeout: float
         raise NixError(f"evaluating {flake}", "nix eval printed no JSON", "check the function applied") from None
 
 
+NIX_STORE = "nix-store"
+REALISE_TIMEOUT = 3600.0  # building what a derivation needs, downloads included
+
+
+def realise_argv(drv: str) -> list[str]:
+    """`nix-store --realise` of the store derivation `drv` (Nix 2.8 and later alike): builds it unless
+    its outputs are there, and prints their paths."""
+    if not drv.startswith("/nix/store/") or not drv.endswith(".drv"):
+        raise FleetError(f"nix-store --realise: {drv!r} is not a store derivation (/nix/store/….drv)")
+    return [NIX_STORE, "--realise", drv]
+
+
+def realise(runner: Runner, drv: str, *, timeout: float = REALISE_TIMEOUT) -> str:
+    """The output path of `drv`, a derivation with one output, built here if it is not in the store. A
+    failed build raises the CommandError (`build_error_tail` of its stderr is the builder's log and
+    Nix's message); output that is not one store path a NixError."""
+    done = runner.run(realise_argv(drv), timeout=timeout)
+    paths = [line for line in done.stdout.decode(errors="replace").split() if line.startswith("/nix/store/")]
+    if len(paths) != 1:
+        raise NixError(
+            f"building {drv}",
+            f"nix-store printed {len(paths)} store paths, not one",
+            "give a derivation with exactly one output",
+        )
+    return paths[0]
+
+
+def build_error_tail(stderr: str, lines: int = 15) -> str:
+    """What a failed build printed: the builder's log and Nix's error, without warnings and the lists
+    of what would be built or fetched; at most its last `lines`."""
+    kept: list[str] = []
+    listing = False
+    for line in stderr.strip().splitlines():
+        if line.startswith(("these ", "this ")) and line.rstrip().endswith(":"):
+            listing = True  # "these 2 derivations will be built:" and the paths below it
+            continue
+        if listing and line.startswith("  /nix/store/"):
+            continue
+        listing = False
+        if line.startswith("warning:") or line.startswith("building '") or "--show-trace" in line:
+            continue
+        kept.append(line.rstrip())
+    return "\n".join(kept[-lines:]).strip() or "nix-store failed without a message"
+
+
 def error_tail(stderr: str, lines: int = 15) -> str:
     """Nix's error message in `stderr`, from its first `error:` line (the notes before it, warnings and
     lock file changes, dropped) to its end, without the --show-trace hint; at most its last `lines`."""

@@ -5,22 +5,34 @@ sandbox or call the Python function, then collect exactly the declared files.
 A script always runs with a timeout, so the runner starts it in a process group of its own and kills
 the whole group when it times out or exits (no background child outlives it). A run killed with
 SIGKILL cannot remove its temp folder; the folder's name carries the run's pid, and the next run
-removes the folders of runs that are gone (`remove_stale_tmp`)."""
+removes the folders of runs that are gone (`remove_stale_tmp`).
+
+A generator declared in the flake carries the derivation of clan's `finalScript` (`final_script`):
+it is realised (`nix-store --realise`, once per derivation in this process) and its output, a script
+that sets its own PATH, copies persisted prompts to $out and runs the user's script, is run as clan
+runs it, `bash -c <store path>`, in the same sandbox (which binds /nix/store read-only) with the same
+$in, $out and $prompts."""
 
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 from fleet_sdk.errors import CommandError, FleetError, GeneratorError
 from fleet_sdk.fs import atomic as fsutil
 from fleet_sdk.fs import private as privatedir
 from fleet_sdk.spec.generators import Generator
-from fleet_sdk.tools import bwrap
+from fleet_sdk.tools import bwrap, nix
 from fleet_sdk.tools.runner import LOCAL, Runner
 from fleet_sdk.vars.store import GeneratorId
 
 PURPOSE = "vars"  # temp folders fleet-vars-<pid>-…, see fleet_sdk.fs.private
+SYSTEM_PATH = "/usr/bin:/bin"
+
+_realised: dict[str, str] = {}  # finalScript derivation -> its output, realised by this process
+_realising: dict[str, threading.Lock] = {}  # one lock per derivation: realised once, whichever thread asks
+_realising_lock = threading.Lock()
 
 
 def remove_stale_tmp() -> list[Path]:
@@ -54,7 +66,8 @@ def run_generator(
         for name, value in prompts.items():
             fsutil.write_new(prompt_dir / name, value.encode())
         for p in g.prompts:
-            if p.persist:  # clan copies persisted prompts to $out before the script runs
+            # clan copies persisted prompts to $out before the script runs (a finalScript does it itself)
+            if p.persist and g.final_script is None:
                 fsutil.write_new(out_dir / p.name, prompts[p.name].encode())
         _run_script(runner, gid, g, tmp, in_dir, out_dir, prompt_dir, sandbox, timeout)
         return _collect(gid, g, out_dir)
@@ -100,19 +113,51 @@ def _run_script(
         "in": str(in_dir),
         "out": str(out_dir),
         "prompts": str(prompt_dir),
-        "PATH": ":".join([*dirs, "/usr/bin", "/bin"]),
+        "PATH": ":".join([*dirs, SYSTEM_PATH]),
         "HOME": str(tmp),
         "LANG": "C.UTF-8",
     }
-    script = "set -euo pipefail\n" + (g.script or "")
+    if g.final_script is not None:
+        script = realised_final_script(runner, gid, g.final_script)  # bash -c <store path>, as clan runs it
+    else:
+        script = "set -euo pipefail\n" + (g.script or "")
     try:
         bwrap.run_script(runner, tmp, script, env, timeout, sandbox, hint="")
     except CommandError as e:
         status = "timed out" if e.returncode is None else f"failed with exit code {e.returncode}"
         tail = "\n".join(e.stderr.strip().splitlines()[-15:])
         raise GeneratorError(
-            f"generator {gid}: its script {status}; nothing of it was stored" + (f"\n{tail}" if tail else "")
+            f"generator {gid}: its {'finalScript' if g.final_script else 'script'} {status}; nothing of it was stored"
+            + (f"\n{tail}" if tail else "")
         ) from None
+
+
+def realised_final_script(runner: Runner, gid: GeneratorId, drv: str) -> str:
+    """The store path of the finalScript derivation `drv`, realised once per process (a path since
+    collected is realised again). Raises GeneratorError with the tail of Nix's message."""
+    with _realising_lock:
+        lock = _realising.setdefault(drv, threading.Lock())
+    with lock:
+        found = _realised.get(drv)
+        if found is not None and Path(found).exists():
+            return found
+        try:
+            found = nix.realise(runner, drv)
+        except CommandError as e:
+            status = "timed out" if e.returncode is None else "failed"
+            gone = (
+                ""
+                if Path(drv).exists()
+                else " (the derivation is not in this machine's Nix store: evaluate the flake here)"
+            )
+            raise GeneratorError(
+                f"generator {gid}: building its finalScript {drv} {status}{gone}; nothing of it was stored; "
+                "fix the generator in the flake\n" + nix.build_error_tail(e.stderr)
+            ) from None
+        except FleetError as e:
+            raise GeneratorError(f"generator {gid}: {e}") from None
+        _realised[drv] = found
+        return found
 
 
 def _collect(gid: GeneratorId, g: Generator, out_dir: Path) -> dict[str, bytes]:
@@ -128,4 +173,11 @@ def _collect(gid: GeneratorId, g: Generator, out_dir: Path) -> dict[str, bytes]:
         if f.secret and not data:
             raise GeneratorError(f"generator {gid} produced an empty secret {f.name!r}; secrets must not be empty")
         files[f.name] = data
+    # clan ignores what a script writes beyond its files; a stray file is a script and a declaration
+    # that disagree (a renamed file, a typo), so nothing is stored until they agree
+    if stray := sorted(p.name for p in out_dir.iterdir() if p.name not in files):
+        raise GeneratorError(
+            f"generator {gid} wrote files it does not declare: {', '.join(stray)}; nothing of it was stored. "
+            "Declare them in its files, or stop writing them"
+        )
     return files

@@ -55,6 +55,7 @@ def openssh() -> Generator:
     """The machine's ed25519 host key (clan sshd server role)."""
     return Generator(
         name="openssh",
+        origin="stock",
         files=(GeneratorFile(name="ssh.id_ed25519"), GeneratorFile(name="ssh.id_ed25519.pub", secret=False)),
         python=_openssh,
     )
@@ -64,6 +65,7 @@ def openssh_ca() -> Generator:
     """The fleet's SSH certificate authority; only an input of `openssh-cert`, never deployed."""
     return Generator(
         name="openssh-ca",
+        origin="stock",
         share=True,
         files=(
             GeneratorFile(name="id_ed25519", deploy=False),
@@ -98,6 +100,7 @@ def openssh_cert(machine: str, domains: list[str]) -> Generator:
 
     return Generator(
         name="openssh-cert",
+        origin="stock",
         files=(GeneratorFile(name="ssh.id_ed25519-cert.pub", secret=False),),
         dependencies=("openssh", "openssh-ca"),
         validation={"domains": {d: d for d in domains}, "name": machine},
@@ -130,6 +133,7 @@ def user_password(user: str, prompt: bool = True, share: bool = False) -> Genera
     )
     return Generator(
         name=f"user-password-{user}",
+        origin="stock",
         share=share,
         files=(
             GeneratorFile(name="user-password", deploy=False),
@@ -144,6 +148,7 @@ def emergency_access() -> Generator:
     """The initrd emergency shell's password; its hash is public (read at evaluation time)."""
     return Generator(
         name="emergency-access",
+        origin="stock",
         files=(GeneratorFile(name="password", deploy=False), GeneratorFile(name="password-hash", secret=False)),
         python=_emergency_access,
     )
@@ -160,6 +165,7 @@ def state_version(version: str = "25.05") -> Generator:
 
     return Generator(
         name="state-version",
+        origin="stock",
         files=(GeneratorFile(name="version", secret=False),),
         python=generate_state_version,
     )
@@ -175,6 +181,7 @@ def disk_passphrase(name: str = "zfs", file: str = "key") -> Generator:
 
     return Generator(
         name=name,
+        origin="stock",
         files=(GeneratorFile(name=file, needed_for="partitioning"),),
         python=generate_disk_passphrase,
     )
@@ -184,6 +191,7 @@ def deploy_key() -> Generator:
     """The fleet's deploy key: its public half is what the clouds let in first (fleet_sdk.vars.deploykey)."""
     return Generator(
         name="deploy-key",
+        origin="stock",
         share=True,
         files=(GeneratorFile(name="id_ed25519", deploy=False), GeneratorFile(name="id_ed25519.pub", secret=False)),
         python=_deploy_key,

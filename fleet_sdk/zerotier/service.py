@@ -183,6 +183,7 @@ def _identity_generator(machine: str) -> Generator:
 
     return Generator(
         name=identity_generator_name(machine),
+        origin="stock",
         share=True,
         files=(GeneratorFile(name="identity-secret"),),
         python=identity,
@@ -203,6 +204,7 @@ def _network_generator(instance: str, controller: str, pinned: str | None) -> Ge
 
     return Generator(
         name=f"zerotier-network-{instance}",
+        origin="stock",
         share=True,
         dependencies=(dep,),
         files=(GeneratorFile(name="network-id", secret=False, deploy=False),),
@@ -222,6 +224,7 @@ def _ip_generator(machine: str, instance: str) -> Generator:
 
     return Generator(
         name=f"zerotier-ip-{machine}-{instance}",
+        origin="stock",
         share=True,
         dependencies=(identity, network),
         files=(GeneratorFile(name="ip", secret=False, deploy=False),),
