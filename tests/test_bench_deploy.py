@@ -8,11 +8,9 @@ test, else it skips.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.tools import load_bench, measure_isolated
+from tests.tools import load_bench_with_requirements, measure_isolated
 
 # Targets: deploying 8 machines at once at least 4 times faster than one after the other, and a
 # deploy of the fleet that changes nothing at most 300 ms per machine (bench/deploy.py BUDGET_MS).
@@ -22,13 +20,7 @@ MAX_NOCHANGE_RATIO = 1.0
 
 @pytest.mark.bench
 def test_deploy_concurrency_and_the_no_change_deploy() -> None:
-    bench = load_bench("deploy")
-    try:
-        bench.check_requirements()
-    except RuntimeError as e:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(e))
-        pytest.skip(str(e))
+    bench = load_bench_with_requirements("deploy")
     result = measure_isolated("deploy", 8)
     table = bench.format_result(result)
     print("\n" + table)

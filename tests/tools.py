@@ -37,6 +37,19 @@ def load_bench(name: str) -> ModuleType:
     return module
 
 
+def load_bench_with_requirements(name: str) -> ModuleType:
+    """bench/<name>.py, once its `check_requirements()` passes: what it lacks fails the test with
+    CI=true (a missing tool is a failure there) and skips it elsewhere."""
+    bench = load_bench(name)
+    try:
+        bench.check_requirements()
+    except RuntimeError as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+    return bench
+
+
 def measure_isolated(name: str, *args: Any) -> Any:
     """bench/<name>.py's `measure(*args)` in a fresh interpreter: a benchmark run inside the test
     process would time the garbage collector walking every earlier test's objects, and the threads
