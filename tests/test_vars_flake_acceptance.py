@@ -145,7 +145,8 @@ class Generated:
     project: Project
     first: subprocess.CompletedProcess[bytes]
     evaluations: int
-    realised: int
+    realise_calls: int  # nix-store --realise processes
+    realised: int  # derivations they realised
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +157,8 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Generated:
     project = new_project(base, wrappers(base / "bin"))
     first = project.run("generate")
     assert first.returncode == 0, first.stderr.decode()
-    return Generated(project, first, len(project.calls("eval")), len(project.calls("realise")))
+    realised = [line.split()[2:] for line in project.calls("realise")]
+    return Generated(project, first, len(project.calls("eval")), len(realised), sum(map(len, realised)))
 
 
 @pytest.fixture
@@ -198,6 +200,7 @@ def test_the_first_run_writes_clan_s_layout_from_one_evaluation(generated: Gener
     # one evaluation for the three machines; each finalScript realised once (host-key and cert have
     # the same script on every machine, ca and mesh are shared: 7 derivations for 12 generators)
     assert generated.evaluations == 1 and generated.realised == 7
+    assert generated.realise_calls == 1  # all of them by one nix-store process, before any generator runs
     assert PASSWORD.encode() not in generated.first.stdout + generated.first.stderr
     tree, admin = SopsTree(root), env["SOPS_AGE_KEY"]
     keys = {m: tree.keys_of("machines", m) for m in ("web", "db", "mac")} | {"admin": tree.keys_of("users", "admin")}

@@ -42,9 +42,10 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     d.add_argument("--build-on", choices=["local", "remote"], help="default local")
     d.add_argument("--no-secrets", action="store_true", help="do not upload the machine key and activation secrets")
     d.set_defaults(run=run_deploy)
-    from fleet_sdk.cli import install
+    from fleet_sdk.cli import install, rename
 
     install.register(ms, parent)
+    rename.register(ms, parent)
 
 
 def _progress(machine: str, message: str) -> None:

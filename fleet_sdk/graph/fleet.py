@@ -87,7 +87,11 @@ class MachineComponent(pulumi.ComponentResource):
     # No class-level annotations: Pulumi reads a resource class's annotations (get_type_hints,
     # uncached) at every registration, which cost a tenth of the plan.
     def __init__(self, name: str, args: MachineArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("fleet:index:Machine", name, None, opts)
+        own = opts
+        if args.machine.renamed_from:  # its old URNs, and through them its children's: nothing replaced
+            aliases: list[pulumi.Input[str | pulumi.Alias]] = [pulumi.Alias(name=o) for o in args.machine.renamed_from]
+            own = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=aliases))
+        super().__init__("fleet:index:Machine", name, None, own)
         self._child = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(parent=self))
         self.ipv4: pulumi.Output[str] | None = None
         self.ipv6: pulumi.Output[str] | None = None

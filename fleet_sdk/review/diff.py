@@ -200,18 +200,72 @@ def resource_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     before = {r["urn"]: r for r in old.get("resources") or ()}
     after = {r["urn"]: r for r in new.get("resources") or ()}
     changes: dict[str, Change] = {}
+    was = _aliased(before, after)
     for urn in dependency_order(after):
         r = after[urn]
-        if urn not in before:
+        if urn not in before and urn not in was:
             changes[urn] = Change(urn, r["type"], r["name"], "create", _protect(r), _owner(r))
             continue
         upstream = (changes.get(d) for d in r.get("dependencies") or ())
-        changes[urn] = _compare(before[urn], r, any(d is not None and d.op in ("create", "replace") for d in upstream))
+        old_r = before[was.get(urn, urn)]
+        changes[urn] = _compare(old_r, r, any(d is not None and d.op in ("create", "replace") for d in upstream))
+        if urn in was:
+            changes[urn].note = f"renamed from {was[urn]} (an alias keeps it)"
     for urn, r in before.items():
-        if urn not in after:
+        if urn not in after and urn not in was.values():
             changes[urn] = Change(urn, r["type"], r["name"], "delete", _protect(r), _owner(r))
     _note_moves(changes)
     return [changes[urn] for urn in sorted(changes)]
+
+
+def _aliased(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """new URN -> the old URN its aliases match (its own, or derived from its parents' as Pulumi's
+    engine derives them: the parent's old name in place of its new one at the start of the child's)."""
+    memo: dict[str, list[str]] = {}
+
+    def aliases(urn: str) -> list[str]:
+        if urn not in memo:
+            memo[urn] = []  # a cycle of parents cannot be, but must not loop
+            r = after.get(urn) or {}
+            parent = r.get("parent") or ""
+            found = [_spec_urn(a, r, parent) for a in (r.get("options") or {}).get("aliases") or ()]
+            for old_parent in aliases(parent) if parent in after else ():
+                pname, name = _urn_name(parent), r["name"]
+                renamed = _urn_name(old_parent) + name[len(pname) :] if name.startswith(pname) else name
+                found.append(_make_urn(urn, renamed, r["type"], old_parent))
+            memo[urn] = [u for u in found if u]
+        return memo[urn]
+
+    matched: dict[str, str] = {}
+    for urn in after:
+        if urn not in before:
+            old = next((u for u in aliases(urn) if u in before and u not in after), None)
+            if old is not None and old not in matched.values():
+                matched[urn] = old
+    return matched
+
+
+def _urn_name(urn: str) -> str:
+    return urn.rpartition("::")[2]
+
+
+def _make_urn(like: str, name: str, rtype: str, parent: str, stack: str = "", project: str = "") -> str:
+    """The URN of `name` of type `rtype` under `parent` ("": none), in the stack and project of
+    `like` unless given."""
+    head, old_project = like.split("::")[:2]
+    prefix = f"urn:pulumi:{stack or head.rpartition(':')[2]}::{project or old_project}"
+    chain = parent.split("::")[2] + "$" if parent else ""
+    return f"{prefix}::{chain}{rtype}::{name}"
+
+
+def _spec_urn(alias: dict[str, Any], r: dict[str, Any], parent: str) -> str:
+    """The old URN an alias names: as recorded (`urn`), or from its spec over the resource's own."""
+    if "urn" in alias:
+        return str(alias["urn"])
+    spec = alias.get("spec") or {}
+    parent = "" if spec.get("noParent") else spec.get("parentUrn") or parent
+    name, rtype = spec.get("name") or r["name"], spec.get("type") or r["type"]
+    return _make_urn(r["urn"], name, rtype, parent, spec.get("stack", ""), spec.get("project", ""))
 
 
 def dependency_order(resources: dict[str, dict[str, Any]]) -> list[str]:

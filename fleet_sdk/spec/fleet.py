@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from fleet_sdk.errors import SpecError
 from fleet_sdk.spec.deploy import deploy_problems
 from fleet_sdk.spec.generators import Generator, find_cycle
-from fleet_sdk.spec.machine import Machine
+from fleet_sdk.spec.machine import Machine, renamed_problems
 from fleet_sdk.spec.names import IDENTIFIER
 from fleet_sdk.spec.services import BUILTIN_ROLES, ServiceInstance, registered_services, service_of
 
@@ -103,7 +103,7 @@ def _fleet_problems(fleet: Fleet) -> list[str]:
         if m.name in seen:
             problems.append(f"machine {m.name!r}: name: declared twice; machine names must be unique")
         seen.add(m.name)
-    problems += deploy_problems(fleet.machines)
+    problems += deploy_problems(fleet.machines) + renamed_problems(fleet.machines)
     carried = {t for m in fleet.machines for t in effective_tags(m)}
     instance_names: set[str] = set()
     for inst in fleet.instances:

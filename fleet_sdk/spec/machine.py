@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SerializeAsAny, StrictBool, field_validator, model_validator
@@ -39,6 +40,8 @@ class Machine(BaseModel):
     deploy: Deploy | None = None
     # the install may wipe this machine although it runs NixOS: another disk layout, another host key
     reinstall: StrictBool = False
+    # names this machine had before: its component gets Pulumi aliases, so its server is kept
+    renamed_from: tuple[str, ...] = ()
 
     @field_validator("host", mode="before")
     @classmethod
@@ -88,6 +91,7 @@ def _machine_problems(m: Machine) -> list[str]:
     for tag in m.tags:
         if not IDENTIFIER.match(tag):
             problems.append(f"tags: {tag!r} is not a valid tag: use letters, digits, '-' and '_'")
+    problems += _renamed_problems(m)
     if m.system is not None and m.system not in SYSTEMS:
         problems.append(f"system: {m.system!r} is not one of {', '.join(SYSTEMS)}")
     if m.target_host is not None and (p := targets.problem(m.target_host)):
@@ -115,6 +119,35 @@ def _machine_problems(m: Machine) -> list[str]:
         problems.append(f"system: {m.system!r} does not match the {shape.name} host, which runs {shape.system}")
     if m.disks is not None:
         problems += _disk_problems(m, m.disks, shape)
+    return problems
+
+
+def _renamed_problems(m: Machine) -> list[str]:
+    problems = [f"renamed_from: {old!r}: {p}" for old in m.renamed_from if (p := hostname_problem(old))]
+    if m.name in m.renamed_from:
+        problems.append(f"renamed_from: {m.name!r} is the machine's own name; list only the names it had before")
+    if dup := sorted({old for old in m.renamed_from if m.renamed_from.count(old) > 1}):
+        problems.append(f"renamed_from: {', '.join(map(repr, dup))} listed twice")
+    return problems
+
+
+def renamed_problems(machines: Iterable[Machine]) -> list[str]:
+    """A machine's old name claimed by two machines, or still the name of a machine of the fleet."""
+    machines = list(machines)
+    names = {m.name for m in machines}
+    claimed: dict[str, str] = {}
+    problems: list[str] = []
+    for m in machines:
+        for old in m.renamed_from:
+            if old in names:
+                problems.append(f"machine {m.name!r}: renamed_from: {old!r} is the name of another machine")
+            elif old in claimed:
+                problems.append(
+                    f"machine {m.name!r}: renamed_from: {old!r} is claimed by machine {claimed[old]!r} too; "
+                    "a machine has one new name"
+                )
+            else:
+                claimed[old] = m.name
     return problems
 
 

@@ -196,6 +196,24 @@ def realise(runner: Runner, drv: str, *, timeout: float = REALISE_TIMEOUT) -> st
     return paths[0]
 
 
+def realise_all(runner: Runner, drvs: Sequence[str], *, timeout: float = REALISE_TIMEOUT) -> dict[str, str]:
+    """The output paths of single-output derivations `drvs`, from ONE `nix-store --realise`, which
+    prints them in the order given. Any failure raises as `realise` does: realise them one by one
+    to learn which."""
+    if not drvs:
+        return {}
+    args = [NIX_STORE, "--realise", *(realise_argv(d)[2] for d in drvs)]
+    done = runner.run(args, timeout=timeout)
+    paths = [line for line in done.stdout.decode(errors="replace").split() if line.startswith("/nix/store/")]
+    if len(paths) != len(drvs):
+        raise NixError(
+            f"building {len(drvs)} derivations",
+            f"nix-store printed {len(paths)} store paths",
+            "give derivations with exactly one output",
+        )
+    return dict(zip(drvs, paths, strict=True))
+
+
 def build_error_tail(stderr: str, lines: int = 15) -> str:
     """What a failed build printed: the builder's log and Nix's error, without warnings and the lists
     of what would be built or fetched; at most its last `lines`."""

@@ -129,16 +129,17 @@ def _run_in_group(
     args: list[str], input: bytes | None, cwd: Path | None, env: Mapping[str, str] | None, timeout: float
 ) -> tuple[int | None, bytes, bytes]:
     """(exit code, or None when it timed out; stdout; stderr) of `args` run as a new session."""
-    proc = subprocess.Popen(
-        args,
-        stdin=subprocess.PIPE if input is not None else None,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        env=env,
-        start_new_session=True,
-    )
+    # started and registered under the lock: a kill_running in between would miss the new group
     with _running_lock:
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.PIPE if input is not None else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
         _running.add(proc.pid)
     try:
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from fleet_sdk.errors import CommandError, FleetError, GeneratorError
@@ -130,6 +131,19 @@ def _run_script(
             f"generator {gid}: its {'finalScript' if g.final_script else 'script'} {status}; nothing of it was stored"
             + (f"\n{tail}" if tail else "")
         ) from None
+
+
+def realise_final_scripts(runner: Runner, drvs: Sequence[str]) -> None:
+    """Realise the finalScripts a run needs in one nix process before any generator runs (a process
+    per derivation costs ~20 ms each). A failure here is left to `realised_final_script`, which
+    realises that generator's alone and names it."""
+    wanted = sorted({d for d in drvs if not (d in _realised and Path(_realised[d]).exists())})
+    try:
+        found = nix.realise_all(runner, wanted)
+    except FleetError:
+        return
+    with _realising_lock:
+        _realised.update(found)
 
 
 def realised_final_script(runner: Runner, gid: GeneratorId, drv: str) -> str:

@@ -24,7 +24,7 @@ from fleet_sdk.tools import git
 from fleet_sdk.tools.runner import LOCAL, Runner, kill_running
 from fleet_sdk.vars import prompts as prompt_values
 from fleet_sdk.vars.committer import Committer
-from fleet_sdk.vars.execute import run_generator
+from fleet_sdk.vars.execute import realise_final_scripts, run_generator
 from fleet_sdk.vars.lock import repository_lock
 from fleet_sdk.vars.recovery import recover
 from fleet_sdk.vars.selection import Node, select
@@ -131,6 +131,7 @@ def generate(
             for n in steps
         }
         result.written += _machine_keys(store, steps, identities)
+        realise_final_scripts(runner, [n.generator.final_script for n in steps if n.generator.final_script])
         try:
             _run_all(store, fleet, steps, answers, options, identities, admin, result, progress, runner)
         except BaseException:
