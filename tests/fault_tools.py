@@ -183,11 +183,14 @@ def secret_values(repo: Path, fleet: Fleet, identity: str) -> dict[str, bytes]:
     return out
 
 
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the process group `spawn` made, and reap its leader."""
+def kill_group(proc: subprocess.Popen[bytes], reap: bool = True) -> None:
+    """SIGKILL the process group `spawn` made, and reap its leader. Unreaped (`reap=False`), the
+    leader stays a zombie whose pid still counts as alive: no other run — a test alongside, in
+    another worker — removes its private folders as stale before this test has looked at them."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    if reap:
+        proc.communicate()
 
 
 class ArgvRecorder:

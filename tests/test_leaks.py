@@ -156,9 +156,10 @@ def test_a_killed_generates_plaintext_is_gone_after_the_next_run(leaky) -> None:
 
     wait_for(lambda: folders() or proc.poll() is not None, what="the held plaintext")
     held = {"killed run's hold/s": folders()[0].read_bytes()}
-    kill_group(proc)
+    kill_group(proc, reap=False)
     # the control: SIGKILL left the plaintext in RAM, where the scan finds it
     assert leaks(held, temp_files(since, Path(env["TMPDIR"])))
+    proc.communicate()  # reaped: now its folder is stale, for the next run to remove
     out = fleet_cli(project, env, "vars", "generate")
     assert out.returncode == 0, out.stderr.decode()
     seen = recorder.stop()
@@ -204,11 +205,12 @@ def test_a_killed_zerotier_admit_leaves_no_deploy_key(tmp_path: Path) -> None:
 
     wait_for(lambda: (key_file() and (bin_dir / "ssh.log").exists()) or proc.poll() is not None, what="ssh")
     assert proc.poll() is None, proc.communicate()
-    kill_group(proc)
+    kill_group(proc, reap=False)
     try:
         secrets = secret_values(project, load_fleet(project), env["SOPS_AGE_KEY"])
         # the control: the killed run left the deploy key in its private RAM folder
         assert [k for k in leaks(secrets, temp_files(since, tmpdir)) if "deploy-key" in k]
+        proc.communicate()  # reaped: now its folder is stale
         out = fleet_cli(project, env, "zerotier", "admit", "zt")  # the next run removes it
         assert out.returncode == 0, out.stderr.decode()
         seen = recorder.stop() | set((bin_dir / "ssh.log").read_bytes().split(b"\0"))

@@ -47,8 +47,9 @@ def test_a_killed_runs_plaintexts_are_removed_by_the_next_run_and_a_live_runs_st
     try:
         victim, victim_file = holding(project, env)
         plaintext = victim_file.read_bytes()
-        kill_group(victim)
+        kill_group(victim, reap=False)
         assert victim_file.read_bytes() == plaintext  # the fault bites: SIGKILL left the plaintext in RAM
+        victim.communicate()  # reaped: its folder is stale now, not before (other runs alongside)
         out = fleet_cli(project, env, "vars", "generate", "-g", "hold")
         assert out.returncode == 0, out.stderr.decode()
         assert not victim_file.parent.exists() and not folders_of(victim.pid)
