@@ -33,9 +33,11 @@ def test_a_set_during_a_generate_waits_for_it_and_its_value_stays(tmp_path: Path
     # negative control: a write that takes no lock (what `vars set` did) is lost to the running generate
     gen = _generate_holding_the_lock(project, env, 1.5)
     VarsStore(project).set_file(GeneratorId("slow", "m0"), SLOW_V, b"unlocked-write", ["m0"], "")
-    assert gen.wait(timeout=30) == 0
+    code = gen.wait(timeout=30)
     lost = fleet_cli(project, env, "vars", "get", "m0", "slow/v").stdout
-    assert lost.startswith(b"generated-"), lost  # the generate's swap replaced it: the fault bites
+    # the fault bites: the generate's swap replaced the write, or (when the write landed in the middle
+    # of the generate's own exchange, as it can on a loaded machine) the generate failed on it
+    assert code != 0 or lost.startswith(b"generated-"), (code, lost)
 
     gen = _generate_holding_the_lock(project, env, 1.5)
     setter = spawn(project, env, "vars", "set", "m0", "slow/v", stdin=b"set-by-hand")
