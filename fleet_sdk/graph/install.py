@@ -69,7 +69,8 @@ def install_steps(fleet: Fleet, machines: dict[str, MachineComponent], settings:
         component = machines[machine.name]
         if not installs(machine, component) or machine.disks is None:
             continue  # without disks nixos-anywhere has nothing to partition: installed by hand
-        if reinstall_required(machine, settings) and not machine.reinstall:
+        needs_reinstall = reinstall_required(machine, settings)  # reads install.json: once per machine
+        if needs_reinstall and not machine.reinstall:
             pulumi.log.warn(
                 f"machine {machine.name!r}: its disk layout differs from the one it was installed with; "
                 "installing it again wipes its disks. The install does not re-run; set reinstall=True on the "
@@ -79,5 +80,5 @@ def install_steps(fleet: Fleet, machines: dict[str, MachineComponent], settings:
         component.installed = {
             "install": result_field(step.stdout, machine.name, "status"),
             "host_key_fingerprint": result_field(step.stdout, machine.name, "host_key_fingerprint"),
-            "reinstall_required": reinstall_required(machine, settings),
+            "reinstall_required": needs_reinstall,
         }
