@@ -15,24 +15,7 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser("vars", help="generated secrets and public values")
     vs = p.add_subparsers(dest="vars_command", metavar="COMMAND", required=True)
 
-    gen = vs.add_parser("generate", parents=[parent], help="run the generators whose files are missing")
-    gen.add_argument("machines", nargs="*", metavar="MACHINE", help="default: every machine")
-    gen.add_argument(
-        "-g",
-        "--generator",
-        action="append",
-        dest="generators",
-        metavar="GEN",
-        help="run these generators (and their dependents) even if complete",
-    )
-    gen.add_argument("--regenerate", action="store_true", help="run every requested generator again")
-    gen.add_argument("--no-sandbox", action="store_true", help="run scripts without bubblewrap")
-    gen.add_argument(
-        "--prompts-file", type=Path, metavar="FILE", help='prompt values as {"<generator>": {"<prompt>": "value"}}'
-    )
-    gen.add_argument("--json", action="store_true", help="print the public values of the machines as JSON")
-    add_flake_flags(gen)
-    gen.set_defaults(run=run_generate)
+    _register_generate(vs, parent)
 
     chk = vs.add_parser("check", parents=[parent], help="report missing, outdated or wrongly encrypted vars")
     chk.add_argument("machines", nargs="*", metavar="MACHINE")
@@ -71,6 +54,30 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
         help="re-encrypt to machine keys that changed under their secrets (shown first; refused without this)",
     )
     fix.set_defaults(run=run_fix)
+    from fleet_sdk.cli import rotate
+
+    rotate.register(vs, parent)
+
+
+def _register_generate(vs: Any, parent: argparse.ArgumentParser) -> None:
+    gen = vs.add_parser("generate", parents=[parent], help="run the generators whose files are missing")
+    gen.add_argument("machines", nargs="*", metavar="MACHINE", help="default: every machine")
+    gen.add_argument(
+        "-g",
+        "--generator",
+        action="append",
+        dest="generators",
+        metavar="GEN",
+        help="run these generators (and their dependents) even if complete",
+    )
+    gen.add_argument("--regenerate", action="store_true", help="run every requested generator again")
+    gen.add_argument("--no-sandbox", action="store_true", help="run scripts without bubblewrap")
+    gen.add_argument(
+        "--prompts-file", type=Path, metavar="FILE", help='prompt values as {"<generator>": {"<prompt>": "value"}}'
+    )
+    gen.add_argument("--json", action="store_true", help="print the public values of the machines as JSON")
+    add_flake_flags(gen)
+    gen.set_defaults(run=run_generate)
 
 
 def add_flake_flags(parser: argparse.ArgumentParser) -> None:
