@@ -28,7 +28,23 @@ from fleet_sdk.sops.tree import SopsTree
 from fleet_sdk.testing import nix_env
 
 from .tools import require
-from .vars_flake import FileSpec, GeneratorSpec, MachineSpec, PromptSpec, touch_unrelated, write_vars_flake
+from .vars_flake import (
+    BANNER,
+    CA,
+    CERT,
+    DISK,
+    HOST_KEY,
+    LOGIN,
+    MESH,
+    PASSWORD,
+    SEED,
+    FileSpec,
+    GeneratorSpec,
+    MachineSpec,
+    fleet_machines,
+    touch_unrelated,
+    write_vars_flake,
+)
 from .vars_project import fleet_cli, make_project, snapshot
 
 pytestmark = pytest.mark.integration
@@ -40,31 +56,6 @@ def build(settings):
     return Fleet(name="demo", machines=(
         Machine(name="web"), Machine(name="db"), Machine(name="mac", machine_class="darwin")))
 """
-
-PASSWORD = "correct horse battery"
-BANNER = "welcome to web\nauthorised use only"
-
-CA = GeneratorSpec("ca", share=True, files=(FileSpec("ca", deploy=False), FileSpec("ca.pub", secret=False)))
-MESH = GeneratorSpec("mesh", share=True, files=(FileSpec("psk"),))
-HOST_KEY = GeneratorSpec("host-key", files=(FileSpec("key"), FileSpec("key.pub", secret=False)), validation={"rev": 1})
-CERT = GeneratorSpec("cert", dependencies=("host-key", "ca"), files=(FileSpec("cert", secret=False),))
-LOGIN = GeneratorSpec(
-    "login",
-    prompts=(PromptSpec("password", type="hidden", persist=True), PromptSpec("banner", type="multiline")),
-    files=(FileSpec("motd", secret=False),),
-)
-DISK = GeneratorSpec("disk", files=(FileSpec("luks", needed_for="partitioning"),))
-SEED = GeneratorSpec("seed", files=(FileSpec("seed", deploy=False), FileSpec("fingerprint", secret=False)))
-
-
-def fleet_machines(**changed: tuple[GeneratorSpec, ...]) -> dict[str, MachineSpec]:
-    """The flake's machines; `changed` replaces a machine's generators."""
-    generators = {
-        "web": (CA, MESH, HOST_KEY, CERT, LOGIN, DISK, SEED),
-        "db": (CA, MESH, HOST_KEY, CERT),
-        "mac": (CA, MESH, HOST_KEY),
-    } | changed
-    return {m: MachineSpec("darwin" if m == "mac" else "nixos", gens) for m, gens in generators.items()}
 
 
 def git(folder: Path, *args: str) -> str:

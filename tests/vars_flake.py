@@ -274,3 +274,31 @@ def _prompt(p: PromptSpec) -> str:
 
 def _bool(value: bool) -> str:
     return "true" if value else "false"
+
+
+# -- the acceptance flake's machines (tests/test_vars_flake_acceptance.py; bench/vars.py scales them) --
+
+PASSWORD = "correct horse battery"
+BANNER = "welcome to web\nauthorised use only"
+
+CA = GeneratorSpec("ca", share=True, files=(FileSpec("ca", deploy=False), FileSpec("ca.pub", secret=False)))
+MESH = GeneratorSpec("mesh", share=True, files=(FileSpec("psk"),))
+HOST_KEY = GeneratorSpec("host-key", files=(FileSpec("key"), FileSpec("key.pub", secret=False)), validation={"rev": 1})
+CERT = GeneratorSpec("cert", dependencies=("host-key", "ca"), files=(FileSpec("cert", secret=False),))
+LOGIN = GeneratorSpec(
+    "login",
+    prompts=(PromptSpec("password", type="hidden", persist=True), PromptSpec("banner", type="multiline")),
+    files=(FileSpec("motd", secret=False),),
+)
+DISK = GeneratorSpec("disk", files=(FileSpec("luks", needed_for="partitioning"),))
+SEED = GeneratorSpec("seed", files=(FileSpec("seed", deploy=False), FileSpec("fingerprint", secret=False)))
+
+
+def fleet_machines(**changed: tuple[GeneratorSpec, ...]) -> dict[str, MachineSpec]:
+    """The flake's machines; `changed` replaces a machine's generators."""
+    generators = {
+        "web": (CA, MESH, HOST_KEY, CERT, LOGIN, DISK, SEED),
+        "db": (CA, MESH, HOST_KEY, CERT),
+        "mac": (CA, MESH, HOST_KEY),
+    } | changed
+    return {m: MachineSpec("darwin" if m == "mac" else "nixos", gens) for m, gens in generators.items()}
