@@ -46,7 +46,18 @@ def test_plan_json_is_the_documented_stable_document(fleet_repo: Path) -> None:
         for urn in machine["resources"]:
             assert by_urn[urn]["machine"] == name
     server = next(r for r in doc["resources"] if r["type"] == "hcloud:index/server:Server" and r["name"] == "cinnabar")
-    assert set(server) == {"urn", "type", "name", "parent", "machine", "subject", "dependencies", "inputs", "options"}
+    assert set(server) == {
+        "urn",
+        "type",
+        "name",
+        "parent",
+        "machine",
+        "subject",
+        "dependencies",
+        "property_dependencies",
+        "inputs",
+        "options",
+    }
     assert server["options"]["protect"] is True and server["options"]["ignore_changes"] == [
         "sshKeys",
         "userData",

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from fleet_sdk.review import plan as planning
+from fleet_sdk.review.diff import diff_plans
+from fleet_sdk.review.markdown import render_markdown
 from fleet_sdk.testing import FakeTargets
 from fleet_sdk.testing.targethost import missing_requirements
 from fleet_sdk.vars.store import GeneratorId, VarsStore
@@ -90,11 +93,18 @@ def test_a_rotated_shared_secret_is_delivered_to_both_machines_using_it_and_noth
     ctl_generation = hosts["ctl"].current_system()
     assert site.up().ran() == []
 
+    planned = planning.make_plan(site.project, "dev", []).document  # what `fleet plan` saw before
     done = fleet_cli(site.project, dict(os.environ), "vars", "rotate", "--shared", "token")
     assert done.returncode == 0, done.stderr.decode()
     assert "new values for machine(s) web1, web2:" in done.stdout.decode()
     new = store.secret(GeneratorId("token", None), "t", [site.age_key])
     assert new != old
+
+    # the review of the change (`fleet plan --against`, the PR comment) names the machines receiving them
+    diff = diff_plans(planned, planning.make_plan(site.project, "dev", []).document)
+    assert {m for m, e in diff["machines"].items() if e["secrets"]["delivered"]} == {"web1", "web2"}
+    assert {m for m, e in diff["machines"].items() if e["status"] != "unchanged"} == {"web1", "web2"}
+    assert "> 🔑 new secrets delivered to: `web1`, `web2`" in render_markdown(diff)
 
     after = site.up()
     assert after.ran() == ["web1-deploy", "web2-deploy"], summary(after)  # exactly the machines sharing it

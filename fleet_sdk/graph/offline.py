@@ -1,8 +1,9 @@
 """A Pulumi mock runtime that records every registration (reference/pulumi.md §3).
 
 `recorded_graph(program)` runs a Pulumi program in-process, without the Pulumi CLI, an engine or
-credentials, and returns what it registered: type, name, URN, parent, dependencies, inputs and
-options, and the stack outputs. Mocks are installed per call, so each test gets its own runtime state.
+credentials, and returns what it registered: type, name, URN, parent, dependencies (and per input,
+which of them feed it: propertyDependencies), inputs and options, and the stack outputs. Mocks are
+installed per call, so each test gets its own runtime state.
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class RecordedResource:
     options: dict[str, Any]
     id: str | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    # per input property, the resources whose outputs feed it (the request's propertyDependencies)
+    property_dependencies: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -384,4 +387,7 @@ def _recorded(urn: str, req: Any, resp: Any, monitor: Recorder) -> RecordedResou
         options=_options(req),
         id=resp.id or None,
         state=wire_value(dict(registered.state)) if registered else {},
+        property_dependencies={
+            prop: tuple(sorted(set(deps.urns))) for prop, deps in sorted(req.propertyDependencies.items()) if deps.urns
+        },
     )

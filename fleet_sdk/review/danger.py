@@ -9,6 +9,8 @@ A machine's resources are those of its component (`machine`) and the shared step
   machineType; the catalog's REBOOTING);
 - secrets: its vars step runs (created, or its trigger changed: its generators changed), or a
   generator is no longer stored; `secrets.regenerate` lists the generators the store lacks;
+  `secrets.delivered`: its deploy step runs because the secrets it uploads changed (its secrets
+  trigger: e.g. after `fleet vars rotate`), so the machine receives new values;
 - network: a ZeroTier step acting on it is created, replaced or deleted, its ZeroTier roles
   change, or (on a controller) a member joins or leaves;
 - system: its system's outPath changed (`system.changed` is null when either side is unknown).
@@ -34,6 +36,7 @@ SERVERS = frozenset({hetzner.SERVER_RESOURCE, gcp.INSTANCE_RESOURCE})
 REBOOTING: dict[str, tuple[str, ...]] = {**hetzner.REBOOTING, **gcp.REBOOTING}
 ZEROTIER_NETWORK = "fleet:zerotier:Network"
 VARS_STEP = "command:local:Command"
+SECRETS_TRIGGER = "triggers[1]"  # graph.deploy: [closure, secrets, settings]
 
 
 def machine_entries(old: dict[str, Any], new: dict[str, Any], changes: list[Change]) -> dict[str, dict[str, Any]]:
@@ -62,10 +65,11 @@ def _entry(
     visible = [c for c in changes if c.op != "same"]
     disk, system = disk_change(before, after), system_change(before, after)
     regenerate, runs = secrets_change(name, before, after, changes)
+    delivered = secrets_delivered(name, changes)
     flags = resource_flags(visible)
     if disk["changed"] and any((m or {}).get("install", {}).get("installed_layout") for m in (before, after)):
         flags.add("wipe")
-    if runs or regenerate:
+    if runs or regenerate or delivered:
         flags.add("secrets")
     if joins or leaves or roles_changed(before, after):
         flags.add("network")
@@ -79,7 +83,7 @@ def _entry(
         "status": status,
         "danger": [f for f in FLAGS if f in flags],
         "changes": [c.to_json() for c in visible],
-        "secrets": {"regenerate": regenerate},
+        "secrets": {"regenerate": regenerate, "delivered": delivered},
         "disk": disk,
         "system": system,
         "zerotier": {"joins": joins, "leaves": leaves},
@@ -115,6 +119,15 @@ def secrets_change(
         return unstored, True
     was_stored = {g["name"] for g in (before or {}).get("generators") or () if g.get("stored") is True}
     return [g for g in unstored if g in was_stored], False
+
+
+def secrets_delivered(name: str, changes: list[Change]) -> bool:
+    """Whether the machine's deploy step runs for new secrets: its secrets trigger (graph.deploy's
+    second trigger, the digest of the ciphertext it uploads) changes or is known only after apply."""
+    step = next((c for c in changes if c.type == VARS_STEP and c.name == f"{name}-deploy"), None)
+    if step is None or step.op not in ("update", "replace"):
+        return False
+    return SECRETS_TRIGGER in {p["path"] for p in step.paths} | set(step.unknown) | set(step.replace_reasons)
 
 
 def disk_change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
@@ -217,6 +230,8 @@ def _machine_lines(name: str, entry: dict[str, Any]) -> list[str]:
         lines += _change_lines(change)
     if regenerate := entry["secrets"]["regenerate"]:
         lines.append(f"  secrets generated: {', '.join(regenerate)}")
+    if entry["secrets"].get("delivered"):
+        lines.append("  secrets delivered: its deploy uploads new values")
     if entry["disk"]["changed"]:
         lines.append(f"  disk layout: {entry['disk']['digest']['old']} -> {entry['disk']['digest']['new']}")
     if entry["system"]["changed"]:

@@ -8,9 +8,16 @@
   `replace_on_changes` or the cloud's table of replacing properties (REPLACING) contains it;
 - a resource's op is `create`, `update`, `replace`, `delete` or `same` (options are not compared,
   so a `protect`-only change is `same`);
-- `"<computed>"` on both sides is the same value unless a dependency is created or replaced: then
-  the path is listed under `unknown` (known after apply) and counts as an update, or a replace
-  where `replace_on_changes` contains it;
+- `"<computed>"` on both sides is the same value unless a resource feeding that input (the plan's
+  `property_dependencies`) gets new outputs: it is created or replaced (a new id), or it is a
+  command that runs again; a cloud resource updated in place keeps its id and addresses (so a
+  renamed or resized server's install step, whose trigger is its id, does not run again), except
+  that a GCP instance stopped for an update loses its ephemeral address. Such a path is listed
+  under `unknown` (known after apply) and counts as an update, or a replace where
+  `replace_on_changes` contains it. (A plan without `property_dependencies`: any dependency created
+  or replaced.) A changed literal part of a partly computed value cannot be seen;
+- an update its cloud makes with the machine off (REBOOTING: serverType, machineType) gets a note
+  saying so, and the machine the `reboot` flag;
 - values that are `"[secret]"` or look like one stay `"[secret]"`.
 
 Per machine, fleet_sdk.review.danger adds the status and danger flags. The result is the `--json`
@@ -21,14 +28,16 @@ per machine (`cost`: {"old", "new", "delta"}, amounts per currency, or null).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fleet_sdk.catalog import gcp, hetzner
-from fleet_sdk.review import cost, danger
+from fleet_sdk.review import cost, danger, feeds
 from fleet_sdk.review.paths import Path, any_contains, contains, format_path, parse_path
 
 SCHEMA = "fleet-plan-diff/1"
@@ -155,17 +164,17 @@ def _owner(resource: dict[str, Any]) -> str | None:
     return str(owner) if owner else None
 
 
-def _compare(old: dict[str, Any], new: dict[str, Any], upstream_changed: bool) -> Change:
-    """The change of a resource present in both plans; `upstream_changed`: a dependency of it is
-    created or replaced."""
+def _compare(old: dict[str, Any], new: dict[str, Any], fed_unknown: Callable[[Path], bool]) -> Change:
+    """The change of a resource present in both plans; `fed_unknown(path)`: the value at a path
+    that is computed in both plans is not known before the apply (what feeds it changes)."""
     options = new.get("options") or {}
     ignored = options.get("ignore_changes") or ()
     found = [c for c in value_changes(old.get("inputs"), new.get("inputs")) if not any_contains(ignored, c[0])]
-    unknown = (
-        [p for p in computed_paths(old.get("inputs"), new.get("inputs")) if not any_contains(ignored, p)]
-        if upstream_changed
-        else []
-    )
+    unknown = [
+        p
+        for p in computed_paths(old.get("inputs"), new.get("inputs"))
+        if not any_contains(ignored, p) and fed_unknown(p)
+    ]
     rtype = new["type"]
     paths, reasons = [], set()
     for path, kind, before, after in found:
@@ -201,16 +210,19 @@ def resource_changes(old: dict[str, Any], new: dict[str, Any]) -> list[Change]:
     after = {r["urn"]: r for r in new.get("resources") or ()}
     changes: dict[str, Change] = {}
     was = _aliased(before, after)
+    children: dict[str, list[str]] = {}
+    for urn, r in after.items():
+        children.setdefault(r.get("parent") or "", []).append(urn)
     for urn in dependency_order(after):
         r = after[urn]
         if urn not in before and urn not in was:
             changes[urn] = Change(urn, r["type"], r["name"], "create", _protect(r), _owner(r))
             continue
-        upstream = (changes.get(d) for d in r.get("dependencies") or ())
         old_r = before[was.get(urn, urn)]
-        changes[urn] = _compare(old_r, r, any(d is not None and d.op in ("create", "replace") for d in upstream))
-        if urn in was:
-            changes[urn].note = f"renamed from {was[urn]} (an alias keeps it)"
+        changes[urn] = _compare(old_r, r, functools.partial(feeds.fed_unknown, r, changes=changes, children=children))
+        notes = [f"renamed from {was[urn]} (an alias keeps it)"] if urn in was else []
+        notes += [feeds.REBOOT_NOTES[r["type"]]] if feeds.reboots(changes[urn]) else []
+        changes[urn].note = "; ".join(notes) or None
     for urn, r in before.items():
         if urn not in after and urn not in was.values():
             changes[urn] = Change(urn, r["type"], r["name"], "delete", _protect(r), _owner(r))

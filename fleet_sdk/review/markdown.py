@@ -183,6 +183,9 @@ def _banner(changed: Mapping[str, Any], shared: list[Mapping[str, Any]], trim: T
     }
     if counts:
         lines.append("> " + " · ".join(f"{word}: {n} {plural(n, 'machine')}" for word, n in counts.items()))
+    receiving = [name for name, m in changed.items() if (m.get("secrets") or {}).get("delivered")]
+    if receiving:
+        lines.append(f"> 🔑 new secrets delivered to: {names(receiving, limit)}")
     return "\n>\n".join(lines)
 
 
@@ -199,7 +202,14 @@ def _row(name: str, m: Mapping[str, Any]) -> list[str]:
     machine = (marks + " " if marks else "") + text(name) + (f" ({status})" if status in ("added", "removed") else "")
     disk = (m.get("disk") or {}).get("changed")
     regenerate = (m.get("secrets") or {}).get("regenerate") or []
-    secrets = f"{len(regenerate)} regenerated" if regenerate else ("changed" if "secrets" in danger else ABSENT)
+    delivered = (m.get("secrets") or {}).get("delivered")
+    secrets = (
+        f"{len(regenerate)} regenerated"
+        if regenerate
+        else "new values delivered"
+        if delivered
+        else ("changed" if "secrets" in danger else ABSENT)
+    )
     known = (m.get("system") or {}).get("changed")
     system = "unknown" if known is None else "changed" if known else "unchanged"
     zerotier = m.get("zerotier") or {}

@@ -4,10 +4,11 @@ The document (DESIGN §5, `"schema": "fleet-plan/2"`) has sorted keys and no tim
 diff cleanly in review. Each machine's `system` is what the closure probe (fleet_sdk.deploy.probe)
 finds for the machines `fleet machine deploy` deploys: {drvPath, outPath}, or {unknown: reason}; its
 `disko`, `generators` and `zerotier` come from the spec, the flake (generators it declares,
-vars.declared) and the repository (review.document). Each
-resource's `subject` is the machine a shared step acts on, as the graph registered it
-(graph.steps.acts_on), null for the others. Each machine's `cost` and the document's `cost` are its
-monthly cost at the catalog's list prices (review.cost).
+vars.declared) and the repository (review.document). Each resource's `subject` is the machine a
+shared step acts on, as the graph registered it (graph.steps.acts_on), null for the others; its
+`property_dependencies`, per input, the resources whose outputs feed it (so the diff tells a kept
+server's id from a new one's). Each machine's `cost` and the document's `cost` are its monthly cost
+at the catalog's list prices (review.cost).
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ def plan_document(
             "machine": owner[r.urn],
             "subject": (subjects or {}).get(r.urn),
             "dependencies": list(r.dependencies),
+            "property_dependencies": {prop: list(urns) for prop, urns in r.property_dependencies.items()},
             "inputs": r.inputs,
             "options": r.options,
         }

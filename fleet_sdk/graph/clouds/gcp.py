@@ -149,6 +149,8 @@ class GcpCloud(pulumi.ComponentResource):
                     ignore_changes=[
                         "metadata_startup_script",
                         "boot_disk",
+                        # an instance's name cannot change in place: a renamed machine keeps its instance
+                        *(["name"] if machine.renamed_from else []),
                         *(ADOPTED_IGNORED if host.import_id is not None else []),
                     ],
                     import_=host.import_id,
