@@ -131,10 +131,14 @@ def test_disabling_a_machine_removes_exactly_its_cloud_resources(disabled: str, 
     full, partial = plan(everyone, settings), plan(fewer, settings)
     removed = {r.urn for r in full.resources} - {r.urn for r in partial.resources}
     machine = full.one("fleet:index:Machine", disabled)
-    # its cloud resources, and the install step that acted on its server
-    assert removed == {
-        r.urn for r in full.descendants(machine.urn) if r.type in CLOUD_TYPES or r.name == f"{disabled}-install"
-    }
+    # its cloud resources, the install step that acted on its server, and its ZeroTier admission
+    # (whose delete deauthorizes it; the controller has none)
+    admission = {r.urn for r in full.resources if r.name == f"zerotier-admit-{disabled}"}
+    assert (
+        removed
+        == {r.urn for r in full.descendants(machine.urn) if r.type in CLOUD_TYPES or r.name == f"{disabled}-install"}
+        | admission
+    )
     # the machine keeps its spec and its vars step
     assert {r.name for r in partial.descendants(machine.urn)} == (
         {f"{disabled}-vars"} if disabled != "stibnite" else set()

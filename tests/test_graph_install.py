@@ -6,6 +6,7 @@ and the warning and output when an installed machine's layout changed."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +65,13 @@ def test_only_cloud_nixos_machines_with_disks_are_installed(repo: Path) -> None:
     assert set(steps) == {"web"}
     step = steps["web"]
     assert step.parent == graph.one("fleet:index:Machine", "web").urn
-    # no delete or update command (deleting it does nothing), and nothing secret: the command, the
-    # paths it runs with and the server's id
-    assert set(step.inputs) == {"create", "environment", "triggers", "addPreviousOutputInEnv"}
+    # no update command, a delete forgetting its known_hosts line (first, on a replacement), and nothing
+    # secret: the commands, the paths they run with and the server's id
+    assert set(step.inputs) == {"create", "delete", "environment", "triggers", "addPreviousOutputInEnv"}
     assert step.options["ignore_changes"] == ["environment"]
+    assert step.options["delete_before_replace"] is True
     assert "machine install web --json --stack dev" in step.inputs["create"]
+    assert shlex.split(step.inputs["delete"])[3:7] == ["machine", "forget", "web", "--stack"]
 
 
 def test_install_waits_for_server_and_vars_and_deploy_waits_for_install(repo: Path) -> None:

@@ -1,7 +1,8 @@
 """Switching a machine off and on (prod stack, `-c fleet:enabled=[…]`, offline plans): off deletes its
-server, install step and DNS records, unless its server is protected (then the delete is blocked),
-and keeps its vars step and ZeroTier admission; on again registers the very same resources with the
-same inputs, and no plan touches vars/ or sops/."""
+server, install step, DNS records and ZeroTier admission (whose delete deauthorizes it), unless its
+server is protected (then the delete is blocked), and keeps its vars step; the controller's step is
+re-run without it. On again registers the very same resources with the same inputs, and no plan
+touches vars/ or sops/."""
 
 from __future__ import annotations
 
@@ -34,26 +35,32 @@ def ops(diff: dict[str, Any], machine: str) -> set[tuple[str, str, str]]:
     return {(c["op"], c["type"], c["name"]) for c in diff["machines"][machine]["changes"]}
 
 
-def test_off_deletes_server_install_and_dns_and_keeps_the_vars_step() -> None:
+def test_off_deletes_server_install_dns_and_admission_and_keeps_the_vars_step() -> None:
     on, off = prod(*ENABLED, "electrum"), prod(*ENABLED)
     diff = diff_plans(on, off)
     assert ops(diff, "electrum") == {
         ("delete", SERVER, "electrum"),
-        ("delete", COMMAND, "electrum-install"),
+        ("delete", COMMAND, "electrum-install"),  # its delete drops the known_hosts line
         ("delete", DNS, "electrum-a"),
         ("delete", DNS, "electrum-aaaa"),
+        ("delete", COMMAND, "zerotier-admit-electrum"),  # its delete deauthorizes the member
     }
-    assert diff["machines"]["electrum"]["danger"] == ["wipe"]  # not protected: its disk goes with it
+    # not protected: its disk goes with it; and it leaves the ZeroTier network
+    assert diff["machines"]["electrum"]["danger"] == ["wipe", "network"]
+    admission = next(r for r in on["resources"] if r["name"] == "zerotier-admit-electrum")
+    assert admission["inputs"]["delete"] == "<computed>"  # the ids, known once its vars step ran
     kept = {r["name"] for r in owned(off, "electrum").values()}
-    assert {"electrum-vars", "zerotier-admit-electrum"} <= kept  # vars, keys and membership stay
-    assert {m for m, e in diff["machines"].items() if e["status"] != "unchanged"} == {"electrum"}
+    assert "electrum-vars" in kept and "zerotier-admit-electrum" not in kept  # vars and keys stay
+    # the controller's step authorises the member list again, without it
+    assert {m for m, e in diff["machines"].items() if e["status"] != "unchanged"} == {"electrum", "cinnabar"}
+    assert ops(diff, "cinnabar") == {("replace", COMMAND, "zerotier-controller")}
 
 
 def test_a_protected_server_switched_off_is_blocked() -> None:
     diff = diff_plans(prod(*ENABLED), prod(*(m for m in ENABLED if m != "magnetite")))
     server = next(c for c in diff["machines"]["magnetite"]["changes"] if c["type"] == SERVER)
     assert server["op"] == "delete" and server["protect"] is True
-    assert diff["machines"]["magnetite"]["danger"] == ["blocked"]
+    assert diff["machines"]["magnetite"]["danger"] == ["blocked", "network"]
 
 
 def test_on_again_registers_the_same_identity_and_no_plan_writes_vars() -> None:
@@ -71,8 +78,8 @@ def test_on_again_registers_the_same_identity_and_no_plan_writes_vars() -> None:
     diff = diff_plans(prod(*ENABLED), again)
     assert ("create", SERVER, "electrum") in ops(diff, "electrum")
     assert ("create", COMMAND, "electrum-install") in ops(diff, "electrum")
-    # the vars step is unchanged (not listed); the admission waits on the new install: an update of
-    # a command line known after apply, the same ZeroTier member
+    # the vars step is unchanged (not listed); the admission is created again, with the inputs it had
+    # (the same ZeroTier member: its ids come from the unchanged vars step)
     rest = {(c["op"], c["name"], tuple(c["unknown"])) for c in diff["machines"]["electrum"]["changes"]}
     rest -= {("create", n, ()) for n in ("electrum", "electrum-install", "electrum-a", "electrum-aaaa")}
-    assert rest == {("update", "zerotier-admit-electrum", ("create",))}
+    assert rest == {("create", "zerotier-admit-electrum", ())}

@@ -70,12 +70,15 @@ def test_a_rename_with_renamed_from_keeps_the_server_and_its_install(renamable: 
     assert {p["path"] for p in server["paths"]} == {"name", "labels.machine"}
     assert "renamed from" in server["note"] and server["note"].count("::web ") == 1
     install = changes["www-install"]
-    # kept (matched through the parent's alias), not deleted and created; its trigger is the
-    # server's id, which the offline diff cannot tell from the re-run vars step's outputs
-    assert install["op"] != "create" and "web-install" in install["note"] and install["paths"] == []
+    # kept (matched through the parent's alias), not deleted and created; its trigger is the kept
+    # server's id, unchanged: an update of its command lines naming the machine, never a replace
+    assert install["op"] == "update" and "web-install" in install["note"]
+    assert install["replace_reasons"] == [] and install["unknown"] == []
     assert "wipe" not in diff["machines"]["www"]["danger"]
     deleted = [c for e in diff["machines"].values() for c in e["changes"] if c["op"] == "delete"]
-    assert [c["name"] for c in deleted] == ["zt-admit-web"]  # the controller's admission, not the machine's
+    assert deleted == []  # the ZeroTier admission follows its alias too: no delete deauthorizing the member
+    admission = changes["zt-admit-www"]  # its triggers (network and member id) are known after apply
+    assert "zt-admit-web " in admission["note"] and admission["paths"] == [] and "triggers[1]" in admission["unknown"]
 
 
 def test_without_renamed_from_the_server_is_deleted_and_created(renamable: Path) -> None:

@@ -1,5 +1,6 @@
 """`fleet machine install`: NixOS on a server with nixos-anywhere, adopting one that already runs the
-machine (fleet_sdk.install). The graph's install step runs this very command."""
+machine (fleet_sdk.install). The graph's install step runs this very command, and `fleet machine
+forget` when the step is deleted (the machine left the fleet, was disabled or is reinstalled)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ def register(ms: Any, parent: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=300.0, metavar="S", help="deadline for the server to answer ssh (default 300)"
     )
     i.set_defaults(run=run_install)
+    f = ms.add_parser("forget", parents=[parent], help="drop a machine's known_hosts line (it left or was disabled)")
+    f.add_argument("machine", metavar="MACHINE")
+    f.set_defaults(run=run_forget)
 
 
 def phases(machine: str, value: str) -> tuple[str, ...]:
@@ -48,6 +52,7 @@ def run_install(args: argparse.Namespace) -> int:
     from fleet_sdk.install import InstallSettings, install_machine
     from fleet_sdk.install.sources import install_request
     from fleet_sdk.sops import operator_identities
+    from fleet_sdk.vars.access import grant_shared_locked
 
     fleet, settings = common.load(args)
     machine = fleet.machine(args.machine)
@@ -58,13 +63,16 @@ def run_install(args: argparse.Namespace) -> int:
     if args.timeout <= 0:
         raise ConfigError("--timeout must be a positive number of seconds")
     flake = str(settings.repo / settings.flake) if settings.flake.startswith(".") else settings.flake
+    identities = operator_identities()
+    # the system it gets carries the shared secrets: they must open on it (back from disabled)
+    grant_shared_locked(settings.repo, fleet, [machine.name], identities, command="fleet machine install")
     request = install_request(
         fleet,
         settings.repo,
         machine.name,
         target=target,
         flake=flake,
-        identities=operator_identities(),
+        identities=identities,
         identity_file=args.identity_file,
         phases=chosen,
     )
@@ -77,3 +85,16 @@ def run_install(args: argparse.Namespace) -> int:
     if result.error:
         print(f"error: {result.error}", file=sys.stderr)
     return 0 if result.ok else 1
+
+
+def run_forget(args: argparse.Namespace) -> int:
+    from fleet_sdk.install import records
+    from fleet_sdk.spec.names import IDENTIFIER
+    from fleet_sdk.tools.runner import LOCAL
+
+    if not IDENTIFIER.fullmatch(args.machine):  # a machine that may have left the spec: its name alone
+        raise ConfigError(f"machine {args.machine!r}: not a machine name")
+    repo = common.repository(args)
+    dropped = records.forget(LOCAL, repo, args.machine)
+    print(f"known_hosts: {'dropped' if dropped else 'no line for'} fleet:{args.machine}")
+    return 0

@@ -81,6 +81,7 @@ def run_deploy(args: argparse.Namespace) -> int:
     from fleet_sdk.deploy.sources import probe_wanted, requests_for
     from fleet_sdk.sops import operator_identities
     from fleet_sdk.tools.runner import LOCAL
+    from fleet_sdk.vars.access import grant_shared_locked
 
     fleet, settings = common.load(args)
     machines = args.machines or [m.name for m in fleet.machines if m.enabled and m.target_host]
@@ -92,6 +93,8 @@ def run_deploy(args: argparse.Namespace) -> int:
     per_machine = {name: _settings(args, fleet.machine(name).deploy) for name in machines}
     systems = _systems(args.system, machines)
     identities = None if args.no_secrets else operator_identities()
+    if identities is not None:  # the systems built next carry the shared secrets: they must open there
+        grant_shared_locked(settings.repo, fleet, machines, identities, command="fleet machine deploy")
     wanted = probe_wanted(fleet, machines, systems) if probe_enabled(settings.values) else {}
     probed = probe_closures(LOCAL, flake, wanted)  # one evaluation for all machines
     requests = [

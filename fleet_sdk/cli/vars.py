@@ -241,6 +241,10 @@ def run_fix(args: argparse.Namespace) -> int:
         print(f"git add: {folder}")
     for line in result.unscoped:
         print(line)
+    for revoked in result.revoked:
+        print(revoked.describe())
+    for machine in result.forgotten:
+        print(f"known_hosts: dropped fleet:{machine} (not an enabled machine of the fleet)")
     for d in result.rekeyed:
         print(f"re-keyed: {d / 'secret'}")
     for d in result.stuck:
@@ -251,7 +255,13 @@ def run_fix(args: argparse.Namespace) -> int:
             "(generate it anew and deploy), since that machine may have kept a copy",
             file=sys.stderr,
         )
-    if not (result.rekeyed or result.stuck or result.unscoped):
+    for machine, generators in result.rotate_shared().items():
+        print(
+            f"warning: machine {machine} could read the shared secrets of {', '.join(generators)} and may have "
+            "kept copies; rotate them: " + "; ".join(f"`fleet vars rotate --shared {g}`" for g in generators),
+            file=sys.stderr,
+        )
+    if not (result.rekeyed or result.stuck or result.unscoped or result.revoked):
         print("every secret is encrypted to exactly its members")
     if not (result.removed or result.tracked):
         print("every var and key is tracked by git")

@@ -8,7 +8,9 @@ is installed, and nothing else re-runs it: a changed closure is the deploy step'
 disk layout on an installed machine would need a wipe: the preview says so (and the machine's
 `reinstall_required` output), and only a machine with `reinstall=True` has the layout in its trigger,
 so the install re-runs and reinstalls it. It waits for the server and the machine's vars step (keys,
-secrets); the deploy step and the ZeroTier admission wait for it. Deleting it does nothing.
+secrets); the deploy step and the ZeroTier admission wait for it. Deleting it (the machine left the
+fleet or was disabled) drops the machine's known_hosts line (`fleet machine forget <m>`); a
+replacement deletes first, so the new install's line is never dropped after it was written.
 """
 
 from __future__ import annotations
@@ -50,15 +52,18 @@ def install_step(machine: Machine, component: MachineComponent, settings: StackS
     if machine.reinstall and machine.disks is not None:
         triggers.append(layout_digest(machine.disks.render()))
     waits = [r for r in (component.server, component.vars) if r is not None]
+    forget = fleet_command(["machine", "forget", machine.name, "--stack", pulumi.get_stack()])
     return local.Command(
         f"{machine.name}-install",
         create=with_target_host(command, target),
+        delete=forget,
         environment=step_environment(settings),
         triggers=triggers,
         add_previous_output_in_env=False,
         # paths travel in the environment, which diffs ignore (graph.steps)
         opts=pulumi.ResourceOptions.merge(
-            component.child_options, pulumi.ResourceOptions(depends_on=waits, ignore_changes=["environment"])
+            component.child_options,
+            pulumi.ResourceOptions(depends_on=waits, ignore_changes=["environment"], delete_before_replace=True),
         ),
     )
 

@@ -4,6 +4,7 @@ admitted on the controller in the same run (clan admits them only on the control
 from __future__ import annotations
 
 import functools
+import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from fleet_sdk.graph.steps import (
 )
 from fleet_sdk.spec import Fleet, ServiceInstance
 from fleet_sdk.stack.settings import StackSettings
+from fleet_sdk.vars.store import GeneratorId, VarsStore
 from fleet_sdk.zerotier import service
 
 if TYPE_CHECKING:
@@ -47,7 +49,7 @@ class ZeroTierNetwork(pulumi.ComponentResource):
         super().__init__("fleet:zerotier:Network", name, None, opts)
         fleet, instance, machines, settings = args.fleet, args.instance, args.machines, args.settings
         child = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(parent=self))
-        net = instance.name
+        self.net_name = net = instance.name
         controller = fleet.members(net, "controller")[0]
         members = service.members(fleet, instance)
         external_members = service.external_members(instance)
@@ -76,28 +78,19 @@ class ZeroTierNetwork(pulumi.ComponentResource):
             else (str(ctrl_target) if ctrl_target else None)
         )
         env = step_environment(settings)
-        self.admissions = {}
-        for member in [m for m in members if m != controller] + external:
-            mine = machines.get(member)  # none for a member given by id or address
-            member_steps = [r for r in (mine.vars, mine.install) if r is not None] if mine else []
-            argv = ["zerotier", "admit", net, member, "--stack", pulumi.get_stack()]
-            self.admissions[member] = local.Command(
-                f"{name}-admit-{member}",
-                create=with_target_host(fleet_command(argv), target),
-                environment=env,
-                triggers=[content_hash([net, member])],
-                add_previous_output_in_env=False,
-                opts=_step_options(child, [*controller_deps, *member_steps]),
-            )
-            if mine is not None:  # the plan's `subject`: a machine of the fleet, not a member by id
-                acts_on(self.admissions[member], member)
+        # a preview reads the ids the vars steps will print from the repository (graph.steps)
+        self._stored = VarsStore(settings.repo) if pulumi.runtime.is_dry_run() else None
+        admitted = [m for m in members if m != controller and fleet.machine(m).enabled] + external
+        self.admissions = {
+            member: self._admission(machines, member, target, env, controller_deps, child) for member in admitted
+        }
         # The controller's configuration: every member authorised at once, re-run whenever the
         # member list changes (so a new member also lands in the controller's own state).
         self.controller_config = local.Command(
             f"{name}-controller",
             create=with_target_host(fleet_command(["zerotier", "admit", net, "--stack", pulumi.get_stack()]), target),
             environment=env,
-            triggers=[content_hash(sorted(members + external))],
+            triggers=[content_hash(sorted([controller, *admitted]))],
             add_previous_output_in_env=False,
             opts=_step_options(child, [*controller_deps, *self.admissions.values()]),
         )
@@ -107,12 +100,76 @@ class ZeroTierNetwork(pulumi.ComponentResource):
     def outputs(self) -> dict[str, Any]:
         return {"network_id": self.network_id, "members": self.addresses}
 
+    def _admission(
+        self,
+        machines: dict[str, MachineComponent],
+        member: str,
+        target: pulumi.Input[str] | None,
+        env: dict[str, str],
+        controller_deps: list[pulumi.Resource],
+        child: pulumi.ResourceOptions,
+    ) -> local.Command:
+        """The step admitting `member` (an enabled machine, or a member id) on the controller. Its
+        delete deauthorizes the member, by network and member id written in when it is created, so it
+        works after the machine left the fleet; its triggers are those ids, so a renamed machine (an
+        alias to its old step) keeps its admission, and only a new identity replaces it (admitted
+        first, then the old member deauthorized)."""
+        net, stack = self.net_name, pulumi.get_stack()
+        mine = machines.get(member)  # none for a member given by id or address
+        member_steps = [r for r in (mine.vars, mine.install) if r is not None] if mine else []
+        nwid: pulumi.Input[str | None] = self._preview_value(f"zerotier-network-{net}", "network-id", self.network_id)
+        mid: pulumi.Input[str | None] = member
+        if mine is not None:
+            ip = self._preview_value(f"zerotier-ip-{member}-{net}", "ip", self.addresses[member])
+            mid = pulumi.Output.from_input(ip).apply(_member_id)
+        delete = pulumi.Output.all(nwid, mid, target or "").apply(
+            lambda v: _deauthorize_command(v[0], v[1], v[2], stack)
+        )
+        opts = _step_options(child, [*controller_deps, *member_steps])
+        if mine is not None and mine.machine.renamed_from:
+            renamed = [pulumi.Alias(name=f"{net}-admit-{old}") for old in mine.machine.renamed_from]
+            opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(aliases=list(renamed)))
+        step = local.Command(
+            f"{net}-admit-{member}",
+            create=with_target_host(fleet_command(["zerotier", "admit", net, member, "--stack", stack]), target),
+            delete=delete,
+            environment=env,
+            triggers=[nwid, mid],
+            add_previous_output_in_env=False,
+            opts=opts,
+        )
+        if mine is not None:  # the plan's `subject`: a machine of the fleet, not a member by id
+            acts_on(step, member)
+        return step
+
+    def _preview_value(self, generator: str, file: str, output: pulumi.Output[Any]) -> pulumi.Input[Any]:
+        """A shared public value as a vars step prints it: in a preview the one the repository holds
+        (the step prints it unless it regenerates it, which it does only for a missing one), so an
+        admission whose vars step re-runs is not previewed as replaced; else the step's output."""
+        if self._stored is not None and (stored := self._stored.public(GeneratorId(generator, None), file)):
+            return stored.decode().strip()
+        return output
+
 
 def _step_options(child: pulumi.ResourceOptions, depends_on: list[pulumi.Resource]) -> pulumi.ResourceOptions:
     # paths travel in the environment, which diffs ignore (graph.steps)
     return pulumi.ResourceOptions.merge(
         child, pulumi.ResourceOptions(depends_on=depends_on, ignore_changes=["environment"])
     )
+
+
+def _member_id(ip: str | None) -> str | None:
+    from fleet_sdk.zerotier.identity import member_id
+
+    return member_id(ip) if ip else None
+
+
+def _deauthorize_command(nwid: str | None, mid: str | None, target: str, stack: str) -> str | None:
+    """`fleet zerotier deauthorize NWID MID` on the controller; none while an id is unknown."""
+    if not nwid or not mid:
+        return None
+    command = fleet_command(["zerotier", "deauthorize", nwid, mid, "--stack", stack])
+    return f"{command} --target-host {shlex.quote(target)}" if target else command
 
 
 def _external_ip(nwid: str | None, *, member: str) -> str | None:

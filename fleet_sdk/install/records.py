@@ -5,7 +5,8 @@ flake evaluates only tracked files):
 - machines/<m>/facter.json: the hardware report of nixos-facter, run in the installer;
 - machines/<m>/install.json: the layout digest and host key the machine was installed with, which
   `fleet plan` compares with the stack to say a changed layout needs a reinstall;
-- known_hosts: one line per installed machine (comment `fleet:<m>`), for the user's ssh and scripts.
+- known_hosts: one line per installed machine (comment `fleet:<m>`), for the user's ssh and scripts;
+  dropped when the machine leaves the fleet or is disabled (`forget`, the install step's delete).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fleet_sdk.fs.atomic import write_atomic
 from fleet_sdk.targets import TargetHost
 from fleet_sdk.tools import git
 from fleet_sdk.tools.runner import Runner
+from fleet_sdk.vars.lock import repository_lock
 
 KNOWN_HOSTS = "known_hosts"
 
@@ -67,13 +69,46 @@ def write_installed(repo: Path, machine: str, layout: str | None, host_key_finge
     return _write(repo, machine_dir(repo, machine) / "install.json", text.encode())
 
 
+def _known_host_lines(repo: Path) -> list[str]:
+    try:
+        return (repo / KNOWN_HOSTS).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def known_host_machines(repo: Path) -> list[str]:
+    """The machines known_hosts has a line for (`fleet:<m>`), in file order."""
+    return [line.split()[-1].removeprefix("fleet:") for line in _known_host_lines(repo) if _tag(line)]
+
+
+def _tag(line: str) -> str | None:
+    last = line.split()[-1:]
+    return last[0] if last and last[0].startswith("fleet:") else None
+
+
+def drop_known_hosts(repo: Path, machines: set[str]) -> Path | None:
+    """known_hosts without the lines of `machines`; None (nothing written) when it has none of them."""
+    lines = _known_host_lines(repo)
+    kept = [line for line in lines if (_tag(line) or "").removeprefix("fleet:") not in machines]
+    if kept == lines:
+        return None
+    return _write(repo, repo / KNOWN_HOSTS, "".join(f"{line}\n" for line in kept).encode())
+
+
+def forget(runner: Runner, repo: Path, machine: str) -> bool:
+    """Drop the machine's known_hosts line, under the repository lock, and `git add` it; whether
+    there was one."""
+    with repository_lock(repo, "fleet machine forget"):
+        written = drop_known_hosts(repo, {machine})
+        if written is not None:
+            track(runner, repo, [written])
+    return written is not None
+
+
 def write_known_host(repo: Path, machine: str, target: TargetHost, key: str) -> Path:
     """known_hosts with the machine's line replaced (or added): `host type key fleet:<m>`."""
     path = repo / KNOWN_HOSTS
-    try:
-        lines = path.read_text().splitlines()
-    except FileNotFoundError:
-        lines = []
+    lines = _known_host_lines(repo)
     tag = f"fleet:{machine}"
     host = f"[{target.host}]:{target.port}" if target.port else target.host
     kept = [line for line in lines if line.split()[-1:] != [tag]]

@@ -23,6 +23,7 @@ from fleet_sdk.spec import Fleet
 from fleet_sdk.tools import git
 from fleet_sdk.tools.runner import LOCAL, Runner, kill_running
 from fleet_sdk.vars import prompts as prompt_values
+from fleet_sdk.vars.access import grant_shared
 from fleet_sdk.vars.committer import Committer
 from fleet_sdk.vars.execute import realise_final_scripts, run_generator
 from fleet_sdk.vars.lock import repository_lock
@@ -115,7 +116,12 @@ def generate(
             options.generators,
             options.regenerate,
         )
+        try:  # a machine new to a shared generator, or back from disabled, can open its secrets
+            result.written += grant_shared(store, fleet, options.machines or fleet.names, identities)
+        except OSError as e:
+            raise write_error(e, "giving machines access to their shared secrets") from None
         if not steps:
+            git.add(runner, repo, result.written)
             return result
         needs_secrets = any(f.secret for n in steps for f in n.generator.all_files)
         admin = store.sops.admin(identities) if needs_secrets or any(n.deps for n in steps) else ""

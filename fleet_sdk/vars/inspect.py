@@ -14,6 +14,7 @@ from pathlib import Path
 from typing_extensions import override
 
 from fleet_sdk.errors import FleetError, SopsError, VarsWriteError, VarValueError
+from fleet_sdk.install import records
 from fleet_sdk.sops import keychange
 from fleet_sdk.sops.document import recipients
 from fleet_sdk.sops.tree import SopsTree, rekey_all
@@ -24,7 +25,7 @@ from fleet_sdk.tools.runner import LOCAL, Runner
 from fleet_sdk.vars import validate
 from fleet_sdk.vars.lock import repository_lock
 from fleet_sdk.vars.recovery import leftovers, recover, units, unlinked_secrets, untracked
-from fleet_sdk.vars.scoping import foreign_links, unlink
+from fleet_sdk.vars.scoping import Revoked, departed, foreign_links, revoke, unlink
 from fleet_sdk.vars.selection import fleet_graph
 from fleet_sdk.vars.store import GeneratorId, VarsStore, generator_id
 from fleet_sdk.vars.writes import reason
@@ -84,9 +85,25 @@ def check(
                 have = set(recipients((folder / "secret").read_text(), str(folder / "secret")))
                 if have != wanted:
                     findings.append(Finding(machine, var, "recipients differ from its members: run `fleet vars fix`"))
-                if f.deploy and not store.sops.links_machine(folder, machine):
+                reaches = gid.machine is not None or fleet.machine(machine).enabled  # `fix` unlinks disabled ones
+                if f.deploy and reaches and not store.sops.links_machine(folder, machine):
                     findings.append(Finding(machine, var, "the machine cannot decrypt it: run `fleet vars fix`"))
-    return findings + _repository_findings(store, fleet, machines, runner)
+    return findings + _departed_findings(store, fleet, machines) + _repository_findings(store, fleet, machines, runner)
+
+
+def _departed_findings(store: VarsStore, fleet: Fleet, machines: list[str] | None) -> list[Finding]:
+    """Shared secrets still encrypted to a machine that left the fleet, is disabled or no longer
+    declares them (all of them, or those of the `machines`)."""
+    enabled, findings = {m.name for m in fleet.machines if m.enabled}, []
+    for gid, node in fleet_graph(fleet).items():
+        if gid.machine is not None or (machines is not None and not set(machines) & set(node.machines)):
+            continue
+        for f in node.generator.all_files:
+            folder = store.file_dir(gid, f.name)
+            for m in departed(store.sops, folder, set(node.machines) & enabled) if f.secret and f.deploy else []:
+                problem = "still encrypted to it, not an enabled machine declaring it: run `fleet vars fix`"
+                findings.append(Finding(m, f"{node.generator.name}/{f.name}", problem))
+    return findings
 
 
 def _repository_findings(store: VarsStore, fleet: Fleet, machines: list[str] | None, runner: Runner) -> list[Finding]:
@@ -267,6 +284,17 @@ class FixResult:
     removed: list[Path] = field(default_factory=list)  # leftovers of interrupted writes
     tracked: list[Path] = field(default_factory=list)  # folders (relative) whose untracked files were added
     accepted: list[keychange.KeyChange] = field(default_factory=list)  # changed machine keys re-keyed to
+    # machines unlinked from shared secrets: they left the fleet, were disabled or no longer declare them
+    revoked: list[Revoked] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)  # machines whose known_hosts line was dropped
+
+    def rotate_shared(self) -> dict[str, list[str]]:
+        """Machine -> the shared generators whose secrets it could read until now, to rotate."""
+        out: dict[str, list[str]] = {}
+        for r in self.revoked:
+            if r.generator not in out.setdefault(r.machine, []):
+                out[r.machine].append(r.generator)
+        return out
 
 
 def fix(
@@ -277,7 +305,9 @@ def fix(
     runner: Runner | None = None,
 ) -> FixResult:
     """Repair what interrupted writers left, link every declaring machine to its deploy secrets (and
-    unlink deploy=false ones), unlink machines from other machines' own secrets, then re-key every
+    unlink deploy=false ones), unlink machines that are not enabled machines declaring a shared
+    generator from its secrets, unlink machines from other machines' own secrets, drop the
+    known_hosts lines of machines that are not enabled machines of the fleet, then re-key every
     secret whose recipients differ from its links; `git add` all of it. A machine key that changed
     under its secrets stops it before anything changes, unless `accept_key_change`."""
     runner = LOCAL if runner is None else runner
@@ -305,27 +335,36 @@ def fix_links(
 
 def _fix_locked(store: VarsStore, fleet: Fleet, identities: list[str], runner: Runner) -> FixResult:
     relinked = []  # links changed without a re-key (the recipients were right) are staged too
+    revoked: list[Revoked] = []
+    unscoped, rotate = unscope(store.sops)  # first: a machine's own secret another reads is reported as such
+    enabled = {m.name for m in fleet.machines if m.enabled}
     for gid, node in fleet_graph(fleet).items():
+        # a shared secret reaches the enabled machines declaring it; a machine's own, that machine
+        members = set(node.machines) if gid.machine is not None else set(node.machines) & enabled
         for f in node.generator.all_files:
             folder = store.file_dir(gid, f.name)
             if not f.secret or not (folder / "secret").is_file():
                 continue
             if f.deploy:
-                for m in node.machines:
+                for m in sorted(members):
                     if (store.sops.member_dir("machines", m) / "key.json").is_file() and not (
                         folder / "machines" / m
                     ).is_symlink():
                         store.sops.add_member(folder, "machines", m)
                         relinked.append(folder)
+                if gid.machine is None and (gone := revoke(store.sops, folder, node.generator.name, members)):
+                    revoked += gone
+                    relinked.append(folder)
             else:
                 links = folder / "machines"
                 for link in links.iterdir() if links.is_dir() else []:
                     os.unlink(link)
                     relinked.append(folder)
-    unscoped, rotate = unscope(store.sops)
     changed, stuck = rekey_all(store.sops, identities)
-    git.add(runner, store.repo, [*relinked, *changed, *(store.repo / r for r in rotate)])
-    return FixResult(changed, stuck, unscoped, rotate)
+    forgotten = [m for m in records.known_host_machines(store.repo) if m not in enabled]
+    hosts = records.drop_known_hosts(store.repo, set(forgotten))
+    git.add(runner, store.repo, [*relinked, *changed, *(store.repo / r for r in rotate), *([hosts] if hosts else [])])
+    return FixResult(changed, stuck, unscoped, rotate, revoked=revoked, forgotten=forgotten)
 
 
 def unscope(tree: SopsTree) -> tuple[list[str], list[str]]:

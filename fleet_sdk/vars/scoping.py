@@ -9,6 +9,10 @@ fleet_sdk did for the controller's ZeroTier identity, so `check` reports it and 
 
 `fix` only stops future readers; the machine that could read the secret may have copied it, so
 the secret should be rotated, and the message says so.
+
+Likewise a shared secret is encrypted only to the enabled machines declaring its generator: one
+that left the fleet, was disabled or no longer declares it is unlinked (`revoke`) and the secret
+should be rotated. Its own secrets stay encrypted to it, so it can come back with its identity.
 """
 
 from __future__ import annotations
@@ -90,3 +94,39 @@ def unlink(tree: SopsTree, found: ForeignLink) -> list[str]:
     with contextlib.suppress(OSError):  # an empty kind folder goes too, as clan leaves none
         link.parent.rmdir()
     return changes
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """`machine`, no longer an enabled machine declaring `generator`, was unlinked from its shared
+    secret `secret` (a folder relative to the repository)."""
+
+    machine: str
+    generator: str
+    secret: Path
+
+    def describe(self) -> str:
+        return (
+            f"unlinked machines/{self.machine} from {self.secret} (not an enabled machine declaring {self.generator})"
+        )
+
+
+def departed(tree: SopsTree, folder: Path, members: set[str]) -> list[str]:
+    """Machines linked to a shared secret's folder that are neither `members` nor its owner."""
+    owner = owner_of(folder.relative_to(tree.repo))
+    return [m for m in sorted(link_names(folder / "machines")) if m not in members and m != owner]
+
+
+def revoke(tree: SopsTree, folder: Path, generator: str, members: set[str]) -> list[Revoked]:
+    """Unlink from a shared secret's folder every machine that is neither one of `members` nor the
+    secret's owner (a shared generator holding one machine's identity). Re-keying is the caller's."""
+    rel = folder.relative_to(tree.repo)
+    links = folder / "machines"
+    done = []
+    for machine in departed(tree, folder, members):
+        os.unlink(links / machine)
+        done.append(Revoked(machine, generator, rel))
+    if done:
+        with contextlib.suppress(OSError):  # an empty kind folder goes too, as clan leaves none
+            links.rmdir()
+    return done
