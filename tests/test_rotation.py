@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from fleet_sdk.errors import NoMatchingKeyError
 from fleet_sdk.sops import operator_identities
+from fleet_sdk.sops.document import decrypt
+from fleet_sdk.sops.tree import SopsTree
 from fleet_sdk.vars.store import GeneratorId, VarsStore
 
 from .vars_project import fleet_cli, make_project, snapshot
@@ -125,3 +128,22 @@ def test_bad_rotations_are_refused_naming_machine_and_generator(project, args, m
     err = done.stderr.decode()
     assert done.returncode != 0 and message in err and "Traceback" not in err, err
     assert snapshot(root) == before
+
+
+def test_a_rotated_shared_secret_never_reaches_a_machine_no_longer_sharing_it(project) -> None:  # type: ignore[no-untyped-def]
+    """Rotation is what cuts a departed machine off: the new value is encrypted to the enabled
+    machines declaring the generator, whatever links the old value had (no `fix` run before)."""
+    root, env = project
+    tree = SopsTree(root)
+    key_b = tree.machine_private_key("b", [env["SOPS_AGE_KEY"]])
+    folder = root / "vars/shared/token/t"
+    assert decrypt((folder / "secret").read_bytes(), [key_b], "t")  # b could read the old value
+    (root / "Pulumi.dev.yaml").write_text("config:\n  fleet:enabled: '[\"a\", \"c\"]'\n")
+    done = fleet_cli(root, env, "vars", "rotate", "--shared", "token")
+    assert done.returncode == 0, done.stderr.decode()
+    assert "new values for machine(s) a:" in done.stdout.decode()
+    assert not (folder / "machines" / "b").is_symlink() and (folder / "machines" / "a").is_symlink()
+    with pytest.raises(NoMatchingKeyError):
+        decrypt((folder / "secret").read_bytes(), [key_b], "t")
+    key_a = tree.machine_private_key("a", [env["SOPS_AGE_KEY"]])
+    assert decrypt((folder / "secret").read_bytes(), [key_a], "t") == value(env, root, GeneratorId("token", None), "t")

@@ -136,7 +136,7 @@ def generate(
             )
             for n in steps
         }
-        result.written += _machine_keys(store, steps, identities)
+        result.written += _machine_keys(store, fleet, steps, identities)
         realise_final_scripts(runner, [n.generator.final_script for n in steps if n.generator.final_script])
         try:
             _run_all(store, fleet, steps, answers, options, identities, admin, result, progress, runner)
@@ -150,10 +150,13 @@ def generate(
     return result
 
 
-def _machine_keys(store: VarsStore, steps: list[Node], identities: list[str]) -> list[Path]:
+def _machine_keys(store: VarsStore, fleet: Fleet, steps: list[Node], identities: list[str]) -> list[Path]:
     """The age key of every machine a secret of `steps` is deployed to, made before any secret is
     encrypted to it (clan.md §3.2); the paths of the keys made."""
-    deploy_to = sorted({m for n in steps for f in n.generator.all_files if f.secret and f.deploy for m in n.machines})
+    disabled = _disabled(fleet)
+    deploy_to = sorted(
+        {m for n in steps for f in n.generator.all_files if f.secret and f.deploy for m in _recipients(disabled, n)}
+    )
     try:
         keys = store.sops.ensure_machine_keys(deploy_to, identities)
     except OSError as e:
@@ -163,6 +166,18 @@ def _machine_keys(store: VarsStore, steps: list[Node], identities: list[str]) ->
         if created:
             written += [store.sops.member_dir("machines", machine), store.sops.secret_dir(f"{machine}-age.key")]
     return written
+
+
+def _recipients(disabled: set[str], node: Node) -> list[str]:
+    """The machines a generator's deploy secrets are encrypted to: its machine, or for a shared one
+    the enabled machines declaring it (vars.scoping: `fix` takes the others off)."""
+    if node.gid.machine is not None:
+        return list(node.machines)
+    return [m for m in node.machines if m not in disabled]
+
+
+def _disabled(fleet: Fleet) -> set[str]:
+    return {m.name for m in fleet.machines if not m.enabled}
 
 
 def _previous(store: VarsStore, node: Node, name: str, *, identities: list[str]) -> str | None:
@@ -194,13 +209,15 @@ def _run_all(
         result.generated += [s.gid for s in batch]
 
     committer = Committer(store, committed)
+    disabled = _disabled(fleet)
 
     def work(node: Node) -> None:
         inputs = _inputs(store, fleet, node, identities, produced)
         outputs = run_generator(node.gid, node.generator, inputs, answers[node.gid], options.sandbox, runner=runner)
         # each generator stages only its own folder, so generators of different machines stage in parallel
         try:
-            staged = store.stage(node.gid, node.generator, outputs, list(node.machines), admin)
+            recipients, own = _recipients(disabled, node), node.gid.machine is not None
+            staged = store.stage(node.gid, node.generator, outputs, recipients, admin, keep_machines=own)
         except OSError as e:
             raise write_error(e, f"generator {node.gid}") from None
         committer.submit(staged)

@@ -58,7 +58,8 @@ def plan_rotation(store: VarsStore, fleet: Fleet, machine: str | None, names: It
         raise SpecError(f"cannot rotate {', '.join(sorted(map(str, wanted - chosen)))}")
     # what else runs: dependents with values (re-derived) and dependencies that are missing (made)
     derived = [n for n in steps if n.gid not in wanted and _depends_on(n, wanted, nodes)]
-    machines = sorted({m for n in steps for m in n.machines})
+    enabled = {m.name for m in fleet.machines if m.enabled}  # a disabled machine receives nothing
+    machines = sorted({m for n in steps for m in n.machines if m in enabled})
     return Rotation(
         requested=tuple(sorted(wanted, key=_key)),
         dependents=tuple(sorted((n.gid for n in derived), key=_key)),

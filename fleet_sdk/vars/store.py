@@ -173,10 +173,13 @@ class VarsStore:
         outputs: dict[str, bytes],
         machines: list[str],
         admin: str,
+        keep_machines: bool = True,
     ) -> Staged:
         """Build a generator's new folder beside its live one, where no reader looks; `commit` puts
         it in place. Secrets are encrypted to `machines` (deploy files) and the admin user; member
-        links that the old files had are kept (clan does not wipe them on regenerate)."""
+        links that the old files had are kept (clan does not wipe them on regenerate), but for
+        machines only with `keep_machines` (a shared generator's new value reaches exactly the
+        machines that declare it now: one that left never reads it)."""
         final = self.dir(gid)
         fsutil.ensure_dir(final.parent, 0o755)
         staging = tempfile.mkdtemp(dir=final.parent, prefix=f".{gid.name}.new-")
@@ -195,7 +198,7 @@ class VarsStore:
                 links.update({("machines", m): f"{up}/machines/{m}" for m in (machines if f.deploy else [])})
                 if regenerating:  # links the old file had stay, as clan keeps them (machines only if deployed)
                     old = _links(self.secrets, final / f.name)
-                    links.update({k: v for k, v in old.items() if f.deploy or k[0] != "machines"})
+                    links.update({k: v for k, v in old.items() if k[0] != "machines" or (f.deploy and keep_machines)})
                 members: dict[str, list[str]] = {}
                 for kind, name in links:
                     members.setdefault(kind, []).append(name)
