@@ -138,7 +138,7 @@ def test_a_rotated_shared_secret_never_reaches_a_machine_no_longer_sharing_it(pr
     key_b = tree.machine_private_key("b", [env["SOPS_AGE_KEY"]])
     folder = root / "vars/shared/token/t"
     assert decrypt((folder / "secret").read_bytes(), [key_b], "t")  # b could read the old value
-    (root / "Pulumi.dev.yaml").write_text("config:\n  fleet:enabled: '[\"a\", \"c\"]'\n")
+    (root / "Pulumi.dev.yaml").write_text('config:\n  fleet:enabled: \'["a", "c"]\'\n')
     done = fleet_cli(root, env, "vars", "rotate", "--shared", "token")
     assert done.returncode == 0, done.stderr.decode()
     assert "new values for machine(s) a:" in done.stdout.decode()
