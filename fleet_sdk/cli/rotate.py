@@ -75,8 +75,9 @@ def _generators(args: argparse.Namespace, machine: str | None, names: list[str])
 
 
 def _age_key(args: argparse.Namespace, machine: str) -> int:
-    from fleet_sdk.cli.machine import _progress, _settings
+    from fleet_sdk.cli.machine import _progress
     from fleet_sdk.deploy.agekey import deliver_confirmed, rotate_age_key
+    from fleet_sdk.deploy.from_spec import deploy_settings as machine_settings
     from fleet_sdk.deploy.sources import requests_for
     from fleet_sdk.sops import operator_identities
     from fleet_sdk.tools.runner import LOCAL
@@ -87,8 +88,7 @@ def _age_key(args: argparse.Namespace, machine: str) -> int:
         raise ConfigError(f"machine {machine} is disabled: its age key is rotated when it runs (enable it first)")
     identities = operator_identities()
     flake = str(settings.repo / settings.flake) if settings.flake.startswith(".") else settings.flake
-    args.reboot = args.on_unit_failure = args.build_on = None
-    deploy_settings = _settings(args, m.deploy)
+    deploy_settings = machine_settings(m.deploy)  # the machine's own, as its deploy step runs it
 
     def build() -> Any:
         (request,) = requests_for(
