@@ -28,6 +28,7 @@ from fleet_sdk.vars.committer import Committer
 from fleet_sdk.vars.execute import realise_final_scripts, run_generator
 from fleet_sdk.vars.lock import repository_lock
 from fleet_sdk.vars.recovery import recover
+from fleet_sdk.vars.scoping import owner_of
 from fleet_sdk.vars.selection import Node, select
 from fleet_sdk.vars.store import GeneratorId, Staged, VarsStore, generator_id
 from fleet_sdk.vars.writes import reason
@@ -170,10 +171,12 @@ def _machine_keys(store: VarsStore, fleet: Fleet, steps: list[Node], identities:
 
 def _recipients(disabled: set[str], node: Node) -> list[str]:
     """The machines a generator's deploy secrets are encrypted to: its machine, or for a shared one
-    the enabled machines declaring it (vars.scoping: `fix` takes the others off)."""
+    the enabled machines declaring it (vars.scoping: `fix` takes the others off) and, disabled or
+    not, the machine whose own identity it holds (`zerotier-identity-<m>`: it comes back with it)."""
     if node.gid.machine is not None:
         return list(node.machines)
-    return [m for m in node.machines if m not in disabled]
+    owner = owner_of(Path("vars") / node.gid.rel_dir / "file")
+    return [m for m in node.machines if m not in disabled or m == owner]
 
 
 def _disabled(fleet: Fleet) -> set[str]:
