@@ -21,6 +21,7 @@ from fleet_sdk.stack.settings import StackSettings, load_fleet
 from fleet_sdk.testing import RecordingRunner, nix_env, recorded_graph
 from fleet_sdk.testing.fakesystem import nix_system
 from fleet_sdk.tools.runner import LOCAL
+from fleet_sdk.vars import execute
 from fleet_sdk.vars.declared import declared_fleet
 from fleet_sdk.vars.generate import GenerateOptions, generate
 from fleet_sdk.vars.store import GeneratorId
@@ -147,6 +148,8 @@ def test_each_final_script_is_realised_once(tmp_path: Path, monkeypatch: pytest.
         monkeypatch.setenv(name, env[name])
     fleet = declared_fleet(LOCAL, load_fleet(root, "dev", settings), settings).fleet
     runner = RecordingRunner(delegate=LOCAL)
+    # a fresh process's memory of what it realised: tests before this one in the process realised these
+    monkeypatch.setattr(execute, "_realised", {})
     result = generate(root, fleet, GenerateOptions(identities=[env["SOPS_AGE_KEY"]]), runner=runner)
     assert GeneratorId("token", "web") in result.generated and GeneratorId("token", "mac") in result.generated
     calls = [argv[2:] for argv in runner.argvs if argv[:2] == ["nix-store", "--realise"]]
