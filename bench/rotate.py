@@ -60,7 +60,7 @@ from bench.vars import (  # noqa: E402
     TOOLS,
     ClanWay,
     _timed,
-    check_tools,
+    check_requirements,
     make_fleet,
     make_repo,
 )
@@ -75,7 +75,7 @@ from fleet_sdk.vars.rotate import rotate  # noqa: E402
 from fleet_sdk.vars.selection import fleet_graph  # noqa: E402
 from fleet_sdk.vars.store import GeneratorId, VarsStore  # noqa: E402
 
-__all__ = ["TOOLS", "check_tools", "format_result", "measure"]
+__all__ = ["TOOLS", "check_requirements", "format_result", "measure"]
 
 N = 100
 DISABLE_EVERY = 10  # every tenth machine disabled
@@ -218,7 +218,7 @@ def check_revoked(
 
 
 def measure(n: int = N, rounds: int = ROUNDS) -> dict[str, Any]:
-    check_tools()
+    check_requirements()
     fleet = day_two_fleet(n)
     names = [m.name for m in fleet.machines]
     gone = names[::DISABLE_EVERY]  # 10 of 100

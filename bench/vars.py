@@ -512,7 +512,7 @@ def _timed(run: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, result
 
 
-def check_tools() -> None:
+def check_requirements() -> None:
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         raise RuntimeError(
@@ -628,7 +628,7 @@ class FlakeBench:
 
 def measure(n: int = N, rounds: int = ROUNDS) -> dict[str, Any]:
     """Seconds for n machines each way (best of `rounds`), the ratio clan way / ours and our overhead."""
-    check_tools()
+    check_requirements()
     os.environ["NIX_CONFIG"] = nix_env()["NIX_CONFIG"]  # no substituters, no sandbox: the test machine's Nix
     fleet = make_fleet(n)
     generators = len(select(fleet, lambda _: False))

@@ -11,12 +11,9 @@ CI=true their absence fails the test, else it skips.
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
-from tests.tools import load_bench, measure_isolated
+from tests.tools import load_bench_with_requirements, measure_isolated
 
 # Rotating the CA regenerates 101 generators: ours runs the built-ins in-process with one git step,
 # the clan way sandboxes each one and commits it. Measured on 2 shared cores (four runs): 12.9x, 13.8x,
@@ -35,16 +32,7 @@ MIN_REVOKE_RATIO = 0.1
 
 @pytest.mark.bench
 def test_vars_day_two_against_the_clan_way():
-    bench = load_bench("rotate")
-    missing = [tool for tool in bench.TOOLS if shutil.which(tool) is None]
-    if missing:
-        reason = (
-            f"missing tools: {', '.join(missing)} "
-            "(Debian packages age, openssh-client, openssl, git, nix-bin, bubblewrap)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    bench = load_bench_with_requirements("rotate")
     # measure() itself raises, failing this, when the ways rotate different generators, leave a value
     # unchanged, or end with other links or a removed machine still able to decrypt.
     result = measure_isolated("rotate", 100)

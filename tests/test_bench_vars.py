@@ -12,12 +12,9 @@ absence fails the test, else it skips.
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 
-from tests.tools import load_bench, measure_isolated
+from tests.tools import load_bench_with_requirements, measure_isolated
 
 # Target: generating the vars of 100 machines at least 10 times faster than the clan way. The built-in
 # generators are Python functions run in-process by ours, while the clan way runs each in its sandbox:
@@ -43,16 +40,7 @@ MAX_ACCEPTANCE_OVERHEAD = 2.5
 
 @pytest.mark.bench
 def test_vars_generate_against_the_clan_way():
-    bench = load_bench("vars")
-    missing = [tool for tool in bench.TOOLS if shutil.which(tool) is None]
-    if missing:
-        reason = (
-            f"missing tools: {', '.join(missing)} "
-            "(Debian packages age, openssh-client, openssl, git, nix-bin, bubblewrap)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    bench = load_bench_with_requirements("vars")
     result = measure_isolated("vars", 100)
     table = bench.format_result(result)
     print("\n" + table)
