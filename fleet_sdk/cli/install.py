@@ -49,6 +49,7 @@ def _progress(machine: str, message: str) -> None:
 
 
 def run_install(args: argparse.Namespace) -> int:
+    from fleet_sdk.deploy.probe import stack_flake
     from fleet_sdk.install import InstallSettings, install_machine
     from fleet_sdk.install.sources import install_request
     from fleet_sdk.sops import operator_identities
@@ -62,7 +63,7 @@ def run_install(args: argparse.Namespace) -> int:
         raise ConfigError(f"machine {machine.name}: no target host: pass --target-host root@ADDRESS")
     if args.timeout <= 0:
         raise ConfigError("--timeout must be a positive number of seconds")
-    flake = str(settings.repo / settings.flake) if settings.flake.startswith(".") else settings.flake
+    flake = stack_flake(settings)
     identities = operator_identities()
     # the system it gets carries the shared secrets: they must open on it (back from disabled)
     grant_shared_locked(settings.repo, fleet, [machine.name], identities, command="fleet machine install")

@@ -77,7 +77,7 @@ def _settings(args: argparse.Namespace, deploy: Deploy | None) -> DeploySettings
 
 def run_deploy(args: argparse.Namespace) -> int:
     from fleet_sdk.deploy import deploy_machines
-    from fleet_sdk.deploy.probe import probe_closures, probe_enabled
+    from fleet_sdk.deploy.probe import probe_closures, probe_enabled, stack_flake
     from fleet_sdk.deploy.sources import probe_wanted, requests_for
     from fleet_sdk.sops import operator_identities
     from fleet_sdk.tools.runner import LOCAL
@@ -89,7 +89,7 @@ def run_deploy(args: argparse.Namespace) -> int:
         raise ConfigError("--target-host names one machine's address: deploy one machine with it")
     if args.jobs < 1:
         raise ConfigError("--jobs must be at least 1")
-    flake = str(settings.repo / settings.flake) if settings.flake.startswith(".") else settings.flake
+    flake = stack_flake(settings)
     per_machine = {name: _settings(args, fleet.machine(name).deploy) for name in machines}
     systems = _systems(args.system, machines)
     identities = None if args.no_secrets else operator_identities()

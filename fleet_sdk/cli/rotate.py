@@ -78,6 +78,7 @@ def _age_key(args: argparse.Namespace, machine: str) -> int:
     from fleet_sdk.cli.machine import _progress
     from fleet_sdk.deploy.agekey import deliver_confirmed, rotate_age_key
     from fleet_sdk.deploy.from_spec import deploy_settings as machine_settings
+    from fleet_sdk.deploy.probe import stack_flake
     from fleet_sdk.deploy.sources import requests_for
     from fleet_sdk.sops import operator_identities
     from fleet_sdk.tools.runner import LOCAL
@@ -87,7 +88,7 @@ def _age_key(args: argparse.Namespace, machine: str) -> int:
     if not m.enabled:
         raise ConfigError(f"machine {machine} is disabled: its age key is rotated when it runs (enable it first)")
     identities = operator_identities()
-    flake = str(settings.repo / settings.flake) if settings.flake.startswith(".") else settings.flake
+    flake = stack_flake(settings)
     deploy_settings = machine_settings(m.deploy)  # the machine's own, as its deploy step runs it
 
     def build() -> Any:

@@ -22,7 +22,6 @@ data key (sops updatekeys): whoever held the old key may have read the values; r
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from fleet_sdk.deploy.model import DeployRequest
 from fleet_sdk.deploy.settings import DeploySettings
 from fleet_sdk.errors import DeployError, SopsError
 from fleet_sdk.fs.atomic import write_atomic
-from fleet_sdk.install.checkpoint import state_home
+from fleet_sdk.install.checkpoint import state_file
 from fleet_sdk.sops import age
 from fleet_sdk.sops.tree import KeyEntry, SopsTree, secret_dirs
 from fleet_sdk.tools import git
@@ -181,8 +180,7 @@ class _Record:
     """The one fact the repository cannot hold: the old key's last deploy is still to be done."""
 
     def __init__(self, repo: Path, machine: str) -> None:
-        fleet = hashlib.sha256(str(repo.resolve()).encode()).hexdigest()[:12]
-        self.path = state_home() / "fleet" / "rotate" / f"{fleet}-{machine}.json"
+        self.path = state_file("rotate", repo, machine)
 
     def pending(self) -> list[str] | None:
         try:

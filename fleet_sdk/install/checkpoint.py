@@ -20,6 +20,13 @@ def state_home() -> Path:
     return Path(given) if given.startswith("/") else Path.home() / ".local" / "state"
 
 
+def state_file(kind: str, repo: Path, machine: str) -> Path:
+    """$XDG_STATE_HOME/fleet/<kind>/<repository digest>-<machine>.json: one machine's record of a
+    run that may resume, per fleet repository on this machine."""
+    fleet = hashlib.sha256(str(repo.resolve()).encode()).hexdigest()[:12]
+    return state_home() / "fleet" / kind / f"{fleet}-{machine}.json"
+
+
 @dataclass
 class Checkpoint:
     """The phases done for `machine` on `target` with the disk layout `layout` (its digest)."""
@@ -34,8 +41,7 @@ class Checkpoint:
     def load(cls, repo: Path, machine: str, target: str, layout: str | None) -> Checkpoint:
         """The saved phases when they were done for this very install (machine, server, layout);
         none otherwise (a checkpoint of another server or layout never skips a phase)."""
-        fleet = hashlib.sha256(str(repo.resolve()).encode()).hexdigest()[:12]
-        path = state_home() / "fleet" / "install" / f"{fleet}-{machine}.json"
+        path = state_file("install", repo, machine)
         fresh = cls(path, machine, target, layout)
         try:
             saved = json.loads(path.read_text())

@@ -44,6 +44,11 @@ class Fleet(BaseModel):
     def names(self) -> list[str]:
         return [m.name for m in self.machines]
 
+    @property
+    def enabled(self) -> set[str]:
+        """The names of the enabled machines (fleet:enabled, Machine.enabled)."""
+        return {m.name for m in self.machines if m.enabled}
+
     def instance(self, name: str) -> ServiceInstance:
         for i in self.instances:
             if i.name == name:

@@ -48,7 +48,7 @@ def grant_shared(store: VarsStore, fleet: Fleet, machines: Iterable[str], identi
 
 def lacking(store: VarsStore, fleet: Fleet, machines: Iterable[str]) -> list[tuple[Path, list[str]]]:
     """(secret folder, the enabled machines of `machines` declaring it that are not linked to it)."""
-    wanted = {m.name for m in fleet.machines if m.enabled} & set(machines)
+    wanted = fleet.enabled & set(machines)
     todo: list[tuple[Path, list[str]]] = []
     for gid, node in fleet_graph(fleet).items():
         declaring = sorted(wanted & set(node.machines))

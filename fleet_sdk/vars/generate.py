@@ -180,7 +180,7 @@ def _recipients(disabled: set[str], node: Node) -> list[str]:
 
 
 def _disabled(fleet: Fleet) -> set[str]:
-    return {m.name for m in fleet.machines if not m.enabled}
+    return set(fleet.names) - fleet.enabled
 
 
 def _previous(store: VarsStore, node: Node, name: str, *, identities: list[str]) -> str | None:

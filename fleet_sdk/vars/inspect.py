@@ -94,7 +94,7 @@ def check(
 def _departed_findings(store: VarsStore, fleet: Fleet, machines: list[str] | None) -> list[Finding]:
     """Shared secrets still encrypted to a machine that left the fleet, is disabled or no longer
     declares them (all of them, or those of the `machines`)."""
-    enabled, findings = {m.name for m in fleet.machines if m.enabled}, []
+    enabled, findings = fleet.enabled, []
     for gid, node in fleet_graph(fleet).items():
         if gid.machine is not None or (machines is not None and not set(machines) & set(node.machines)):
             continue
@@ -337,7 +337,7 @@ def _fix_locked(store: VarsStore, fleet: Fleet, identities: list[str], runner: R
     relinked = []  # links changed without a re-key (the recipients were right) are staged too
     revoked: list[Revoked] = []
     unscoped, rotate = unscope(store.sops)  # first: a machine's own secret another reads is reported as such
-    enabled = {m.name for m in fleet.machines if m.enabled}
+    enabled = fleet.enabled
     for gid, node in fleet_graph(fleet).items():
         # a shared secret reaches the enabled machines declaring it; a machine's own, that machine
         members = set(node.machines) if gid.machine is not None else set(node.machines) & enabled

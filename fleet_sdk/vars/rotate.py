@@ -19,7 +19,7 @@ from fleet_sdk.errors import SpecError
 from fleet_sdk.spec import Fleet
 from fleet_sdk.tools.runner import Runner
 from fleet_sdk.vars.generate import GenerateOptions, GenerateResult, Progress, generate
-from fleet_sdk.vars.selection import Node, fleet_graph, select
+from fleet_sdk.vars.selection import Node, closure, fleet_graph, select
 from fleet_sdk.vars.store import GeneratorId, VarsStore
 
 
@@ -58,8 +58,7 @@ def plan_rotation(store: VarsStore, fleet: Fleet, machine: str | None, names: It
         raise SpecError(f"cannot rotate {', '.join(sorted(map(str, wanted - chosen)))}")
     # what else runs: dependents with values (re-derived) and dependencies that are missing (made)
     derived = [n for n in steps if n.gid not in wanted and _depends_on(n, wanted, nodes)]
-    enabled = {m.name for m in fleet.machines if m.enabled}  # a disabled machine receives nothing
-    machines = sorted({m for n in steps for m in n.machines if m in enabled})
+    machines = sorted({m for n in steps for m in n.machines} & fleet.enabled)  # a disabled one receives nothing
     return Rotation(
         requested=tuple(sorted(wanted, key=_key)),
         dependents=tuple(sorted((n.gid for n in derived), key=_key)),
@@ -131,16 +130,7 @@ def _check_own(fleet: Fleet, nodes: dict[GeneratorId, Node], machine: str, name:
 
 def _depends_on(node: Node, roots: set[GeneratorId], nodes: dict[GeneratorId, Node]) -> bool:
     """Whether `node` derives from one of `roots`, transitively."""
-    seen: set[GeneratorId] = set()
-    todo = list(node.deps)
-    while todo:
-        gid = todo.pop()
-        if gid in roots:
-            return True
-        if gid not in seen and gid in nodes:
-            seen.add(gid)
-            todo.extend(nodes[gid].deps)
-    return False
+    return bool(roots & closure(node.deps, lambda gid: nodes[gid].deps if gid in nodes else ()))
 
 
 def _key(gid: GeneratorId) -> tuple[str, str]:

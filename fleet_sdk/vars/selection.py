@@ -48,7 +48,7 @@ def fleet_graph(fleet: Fleet) -> dict[GeneratorId, Node]:
     return nodes
 
 
-def _closure(start: Iterable[GeneratorId], step: Callable[[GeneratorId], Iterable[GeneratorId]]) -> set[GeneratorId]:
+def closure(start: Iterable[GeneratorId], step: Callable[[GeneratorId], Iterable[GeneratorId]]) -> set[GeneratorId]:
     seen: set[GeneratorId] = set()
     todo = list(start)
     while todo:
@@ -99,7 +99,7 @@ def select(
         stale = [x for x in dependents.get(gid, []) if x in requested or done(x)]
         return missing + stale
 
-    return order([nodes[gid] for gid in _closure(start, step)])
+    return order([nodes[gid] for gid in closure(start, step)])
 
 
 def _key(gid: GeneratorId) -> tuple[str, str]:
